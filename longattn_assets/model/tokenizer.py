@@ -1,0 +1,97 @@
+"""The scoring model's tokenizer, loaded fast, with a fingerprint that ties windows to it.
+
+GGUF files carry their vocabulary; converting it with transformers takes seconds, so the
+converted ``tokenizer.json`` is cached under the cache dir, keyed by the file's identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from .. import settings
+from ..storage import write_text
+from .source import ModelSource, resolve_model
+
+
+@dataclass(frozen=True)
+class ModelTokenizer:
+    tokenizer: Tokenizer
+    fingerprint: str
+    bos_token_id: int | None
+    eos_token_id: int | None
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def fingerprint_of(tokenizer: Tokenizer) -> str:
+    """A short hash of the tokenizer's full definition (vocabulary, merges, normalizers)."""
+    canonical = json.dumps(json.loads(tokenizer.to_str()), sort_keys=True, separators=(",", ":"))
+    return "tok-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _file_identity(path: Path) -> str:
+    stat = path.stat()
+    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+
+
+def _convert_with_transformers(source: ModelSource) -> tuple[str, dict]:
+    from transformers import AutoTokenizer
+
+    if source.kind == "gguf":
+        tok = AutoTokenizer.from_pretrained(str(source.path.parent), gguf_file=source.path.name)
+    else:
+        tok = AutoTokenizer.from_pretrained(str(source.path), trust_remote_code=False)
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"tokenizer of {source.spec} has no fast (tokenizers) backend")
+    return backend.to_str(), {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id}
+
+
+def _special_ids_from_config(folder: Path) -> dict:
+    ids: dict = {"bos_token_id": None, "eos_token_id": None}
+    for name in ("generation_config.json", "config.json"):
+        file = folder / name
+        if file.is_file():
+            data = json.loads(file.read_text())
+            for key in ids:
+                if ids[key] is None and isinstance(data.get(key), int):
+                    ids[key] = data[key]
+    return ids
+
+
+@lru_cache(maxsize=8)
+def _load(source: ModelSource) -> ModelTokenizer:
+    if source.kind == "hf" and (source.path / "tokenizer.json").is_file():
+        tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
+        special = _special_ids_from_config(source.path)
+    else:
+        cached = settings.cache_dir() / "tokenizers" / _file_identity(source.path)
+        json_path, meta_path = cached / "tokenizer.json", cached / "special_tokens.json"
+        if not (json_path.is_file() and meta_path.is_file()):
+            text, special = _convert_with_transformers(source)
+            write_text(text, json_path)
+            write_text(json.dumps(special), meta_path)
+        tokenizer = Tokenizer.from_file(str(json_path))
+        special = json.loads(meta_path.read_text())
+    return ModelTokenizer(
+        tokenizer=tokenizer,
+        fingerprint=fingerprint_of(tokenizer),
+        bos_token_id=special.get("bos_token_id"),
+        eos_token_id=special.get("eos_token_id"),
+    )
+
+
+def load_tokenizer(model: str | ModelSource | None = None) -> ModelTokenizer:
+    """The tokenizer of ``model`` (a spec or a resolved source); cached per process."""
+    source = model if isinstance(model, ModelSource) else resolve_model(model)
+    return _load(source)
