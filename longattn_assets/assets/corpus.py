@@ -1,0 +1,52 @@
+"""raw_corpus: a category's input files, validated and split into shards."""
+
+import dagster as dg
+
+from ..corpus.ingest import REJECTS, REJECTS_FILE, ingest_category
+from ..partitions import category_partitions, shard_partitions
+from ..progress import Throttle
+from ..resources import CorpusInput, DataRoot
+from ..storage import check_key
+
+
+@dg.asset(
+    partitions_def=category_partitions,
+    group_name="corpus",
+    kinds={"parquet"},
+    description=(
+        "Documents of one category read from its input folder (JSONL, JSONL.gz/.zst, "
+        "Parquet; text under `content` or `text`), deduplicated by text and split into "
+        "shards by a stable hash. Unusable rows go to rejects/category=C/raw_corpus.jsonl."
+    ),
+)
+def raw_corpus(
+    context: dg.AssetExecutionContext, data_root: DataRoot, corpus_input: CorpusInput
+) -> dg.MaterializeResult:
+    category = check_key("category", context.partition_key)
+    layout = data_root.layout
+    num_shards = len(shard_partitions.get_partition_keys())
+
+    log = Throttle(context.log.info)
+
+    def progress(rows: int, rejects: int) -> None:
+        log(f"{category}: read {rows:,} rows ({rejects:,} rejected so far)")
+
+    stats = ingest_category(corpus_input.path, category, layout, num_shards, progress)
+    context.log.info(
+        f"{category}: {stats.documents:,} documents in {num_shards} shards, "
+        f"{stats.rejects:,} rejected, {stats.seconds:.1f}s"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "documents": stats.documents,
+            "characters": stats.characters,
+            "files": stats.files,
+            "rejects": stats.rejects,
+            "duplicates": stats.duplicates,
+            "reject_reasons": dg.MetadataValue.json(stats.reject_reasons),
+            "documents_per_shard": dg.MetadataValue.json(stats.shard_documents),
+            "rejects_file": dg.MetadataValue.path(str(layout.category_file(REJECTS, category, REJECTS_FILE))),
+            "shards_dir": dg.MetadataValue.path(str(layout.category_dir("raw_corpus", category))),
+            "seconds": round(stats.seconds, 3),
+        }
+    )

@@ -1,0 +1,58 @@
+"""Ingest one category's input folder into raw_corpus shards plus a rejects file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ..storage import DataLayout, shard_key
+from .records import Document, Reject, category_files, read_file
+from .sharding import IngestStats, shard_documents
+
+RAW_CORPUS = "raw_corpus"
+REJECTS = "rejects"
+REJECTS_FILE = "raw_corpus.jsonl"
+
+
+class MissingInputError(FileNotFoundError):
+    """A category with no input folder or no files in it."""
+
+
+def input_files(input_dir: Path, category: str) -> list[Path]:
+    folder = input_dir / category
+    if not folder.is_dir():
+        known = sorted(p.name for p in input_dir.iterdir() if p.is_dir()) if input_dir.is_dir() else []
+        raise MissingInputError(
+            f"no input folder for category {category!r}: expected {folder} "
+            f"(folders found under {input_dir}: {known or 'none'})"
+        )
+    files = category_files(folder)
+    if not files:
+        raise MissingInputError(f"input folder {folder} holds no files")
+    return files
+
+
+def _records(folder: Path, files: list[Path]) -> Iterator[Document | Reject]:
+    for path in files:
+        yield from read_file(path, source=path.relative_to(folder).as_posix())
+
+
+def ingest_category(
+    input_dir: Path,
+    category: str,
+    layout: DataLayout,
+    num_shards: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestStats:
+    """Read every file of ``input_dir/category`` and write its documents into shards."""
+    files = input_files(input_dir, category)
+    stats = shard_documents(
+        _records(input_dir / category, files),
+        num_shards,
+        lambda index: layout.shard_path(RAW_CORPUS, category, shard_key(index)),
+        layout.category_file(REJECTS, category, REJECTS_FILE),
+        spill_dir=layout.root / ".work",
+        progress=progress,
+    )
+    stats.files = len(files)
+    return stats

@@ -1,0 +1,84 @@
+"""Dagster resources, each configured from the environment (see settings.py).
+
+Heavy state (the tokenizer, layer 0's weights) lives in private attributes and is loaded
+lazily on first use: ``setup_for_execution`` runs again in every step subprocess, so an
+eager load there would pay the cost even for steps that never score.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from . import settings
+from .model.source import ModelSource, resolve_model
+from .model.tokenizer import ModelTokenizer, load_tokenizer
+from .storage import DataLayout
+
+
+class DataRoot(dg.ConfigurableResource):
+    """The folder under which every asset writes its Hive-partitioned files."""
+
+    root: str = str(settings.data_root())
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.root)
+
+
+class CorpusInput(dg.ConfigurableResource):
+    """Where the raw input files are: one sub-folder per category."""
+
+    input_dir: str = str(settings.input_dir())
+
+    @property
+    def path(self) -> Path:
+        return Path(self.input_dir).expanduser().absolute()
+
+
+class Windowing(dg.ConfigurableResource):
+    """How documents become windows (DESIGN 1.1)."""
+
+    window_size: int = settings.window_size()
+    sample_fraction: float = 1.0
+
+
+class AttentionScorer(dg.ConfigurableResource):
+    """Layer-0 attention scorer (DESIGN 1.2); the model also defines the tokenizer."""
+
+    model: str = settings.model_spec()
+    device: str = settings.device()
+    dtype: str = "auto"
+    batch_tokens: int = 65536
+    block_size: int = 512
+    add_bos: bool = True
+    rope_theta: float | None = None
+    kernel: str = "auto"
+
+    _scorer: Any = PrivateAttr(default=None)
+
+    def source(self) -> ModelSource:
+        return resolve_model(self.model)
+
+    def tokenizer(self) -> ModelTokenizer:
+        return load_tokenizer(self.source())
+
+    def scorer(self):
+        """The loaded :class:`Layer0Scorer`, built on first use in this process."""
+        if self._scorer is None:
+            from .scoring.factory import build_scorer
+
+            self._scorer = build_scorer(
+                self.model,
+                device=self.device,
+                dtype=self.dtype,
+                batch_tokens=self.batch_tokens,
+                block_size=self.block_size,
+                add_bos=self.add_bos,
+                rope_theta=self.rope_theta,
+                kernel=self.kernel,
+            )
+        return self._scorer

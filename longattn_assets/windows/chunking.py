@@ -1,0 +1,136 @@
+"""Cut a shard's documents into token windows (Algorithm 1) with stable ids.
+
+Documents are tokenized once, in batches, with the scoring model's tokenizer (no special
+tokens). Each window keeps its token ids, which the scorer reads as they are, and its
+decoded text for export.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ..model.tokenizer import ModelTokenizer
+from .algorithm import window_starts
+from .ids import unit_interval, window_id
+
+WINDOWED_CHUNKS_SCHEMA = pa.schema(
+    [
+        ("data_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("category", pa.string()),
+        ("shard", pa.string()),
+        ("window_index", pa.int32()),
+        ("token_start", pa.int64()),
+        ("n_tokens", pa.int32()),
+        ("token_ids", pa.list_(pa.int32())),
+        ("content", pa.string()),
+        ("tokenizer", pa.string()),
+    ]
+)
+
+
+@dataclass
+class WindowStats:
+    documents: int = 0
+    too_short: int = 0
+    windows: int = 0
+    sampled_out: int = 0
+    document_tokens: int = 0
+    window_tokens: int = 0
+    seconds: float = 0.0
+    windows_per_document: dict[int, int] = field(default_factory=dict)
+
+    def as_metadata(self) -> dict[str, float | int]:
+        return {
+            "documents": self.documents,
+            "documents_too_short": self.too_short,
+            "windows": self.windows,
+            "windows_sampled_out": self.sampled_out,
+            "document_tokens": self.document_tokens,
+            "window_tokens": self.window_tokens,
+            "seconds": round(self.seconds, 3),
+            "tokens_per_s": round(self.document_tokens / self.seconds, 1) if self.seconds else 0.0,
+        }
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    category: str
+    shard: str
+    window_size: int
+    sample_fraction: float = 1.0
+
+
+def _window_rows(
+    spec: WindowSpec, doc_hash: str, doc_id: str, ids: np.ndarray, stats: WindowStats
+) -> Iterator[tuple[str, str, int, int, np.ndarray]]:
+    starts = window_starts(len(ids), spec.window_size)
+    stats.documents += 1
+    stats.document_tokens += len(ids)
+    if not starts:
+        stats.too_short += 1
+    for index, start in enumerate(starts):
+        data_id = window_id(spec.category, doc_hash, spec.window_size, start)
+        if spec.sample_fraction < 1.0 and unit_interval(data_id) >= spec.sample_fraction:
+            stats.sampled_out += 1
+            continue
+        yield data_id, doc_id, index, start, ids[start : start + spec.window_size]
+
+
+def window_batch(
+    docs: pa.Table, tokenizer: ModelTokenizer, spec: WindowSpec, stats: WindowStats
+) -> pa.Table:
+    """Windows of a batch of raw_corpus rows (columns doc_hash, doc_id, text)."""
+    encoded = tokenizer.encode_batch(docs.column("text").to_pylist())
+    rows = []
+    for doc_hash, doc_id, ids in zip(
+        docs.column("doc_hash").to_pylist(), docs.column("doc_id").to_pylist(), encoded
+    ):
+        rows.extend(_window_rows(spec, doc_hash, doc_id, np.asarray(ids, dtype=np.int32), stats))
+    if not rows:
+        return WINDOWED_CHUNKS_SCHEMA.empty_table()
+    tokens = [r[4] for r in rows]
+    contents = tokenizer.tokenizer.decode_batch([t.tolist() for t in tokens], skip_special_tokens=False)
+    offsets = np.zeros(len(tokens) + 1, dtype=np.int32)
+    np.cumsum([len(t) for t in tokens], out=offsets[1:])
+    token_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(tokens)))
+    stats.windows += len(rows)
+    stats.window_tokens += int(offsets[-1])
+    n = len(rows)
+    return pa.table(
+        [
+            pa.array([r[0] for r in rows], pa.string()),
+            pa.array([r[1] for r in rows], pa.string()),
+            pa.array([spec.category] * n, pa.string()),
+            pa.array([spec.shard] * n, pa.string()),
+            pa.array([r[2] for r in rows], pa.int32()),
+            pa.array([r[3] for r in rows], pa.int64()),
+            pa.array([len(t) for t in tokens], pa.int32()),
+            token_ids.cast(pa.list_(pa.int32())),
+            pa.array(contents, pa.string()),
+            pa.array([tokenizer.fingerprint] * n, pa.string()),
+        ],
+        schema=WINDOWED_CHUNKS_SCHEMA,
+    )
+
+
+def window_documents(
+    batches: Iterator[pa.Table] | list[pa.Table],
+    tokenizer: ModelTokenizer,
+    spec: WindowSpec,
+    progress: Callable[[WindowStats], None] | None = None,
+) -> Iterator[tuple[pa.Table, WindowStats]]:
+    """Yield the windows of each batch of documents with the running statistics."""
+    stats = WindowStats()
+    started = time.perf_counter()
+    for docs in batches:
+        table = window_batch(docs, tokenizer, spec, stats)
+        stats.seconds = time.perf_counter() - started
+        if progress:
+            progress(stats)
+        yield table, stats

@@ -1,0 +1,30 @@
+"""Stable ids: a document's key is a hash of its text, a window's id adds its place in it.
+
+Ids depend only on the category, the document's text, the window size and the window's
+start token, so they are the same whatever the shard count, worker count or run order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+DOC_HASH_BYTES = 8
+
+
+def document_hash(text: str) -> str:
+    """16 hex digits of BLAKE2b over the UTF-8 text: the document's identity."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=DOC_HASH_BYTES).hexdigest()
+
+
+def window_id(category: str, doc_hash: str, window_size: int, token_start: int) -> str:
+    return f"{category}-{doc_hash}-w{window_size}-{token_start:09d}"
+
+
+def unit_interval(key: str) -> float:
+    """A uniform number in [0, 1) from ``key``: order-independent sampling decisions."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, person=b"longattn-sample").digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def shard_of(doc_hash: str, num_shards: int) -> int:
+    return int(doc_hash, 16) % num_shards
