@@ -1,0 +1,69 @@
+"""Selection settings: the normalization, alpha and the one rule that sets how many windows stay."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Literal
+
+Normalize = Literal["zscore", "minmax"]
+RuleKind = Literal["fraction", "token_budget", "threshold"]
+
+DEFAULT_KEEP_FRACTION = 0.5
+DEFAULT_ALPHA = 0.5
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    normalize: Normalize = "zscore"
+    alpha: float = DEFAULT_ALPHA
+    rule: RuleKind = "fraction"
+    value: float = DEFAULT_KEEP_FRACTION
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        normalize: str = "zscore",
+        alpha: float = DEFAULT_ALPHA,
+        keep_fraction: float | None = None,
+        token_budget: int | None = None,
+        threshold: float | None = None,
+    ) -> SelectionSettings:
+        """Exactly one rule may be given; with none, keep the paper's top half."""
+        if normalize not in ("zscore", "minmax"):
+            raise ValueError(f"normalize must be 'zscore' or 'minmax', not {normalize!r}")
+        if not math.isfinite(alpha):
+            raise ValueError(f"alpha must be finite, not {alpha!r}")
+        given = {
+            name: value
+            for name, value in (
+                ("fraction", keep_fraction),
+                ("token_budget", token_budget),
+                ("threshold", threshold),
+            )
+            if value is not None
+        }
+        if len(given) > 1:
+            raise ValueError(f"give exactly one selection rule, got {sorted(given)}")
+        rule, value = next(iter(given.items()), ("fraction", DEFAULT_KEEP_FRACTION))
+        if rule == "fraction" and not 0.0 <= value <= 1.0:
+            raise ValueError(f"keep_fraction must be within [0, 1], not {value!r}")
+        if rule == "token_budget" and (int(value) != value or value < 0):
+            raise ValueError(f"token_budget must be a non-negative integer, not {value!r}")
+        if rule == "threshold" and not math.isfinite(value):
+            raise ValueError(f"threshold must be finite, not {value!r}")
+        return cls(normalize=normalize, alpha=float(alpha), rule=rule, value=value)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def fraction_keep_count(n: int, fraction: float) -> int:
+    """floor(n * f), with f read as the decimal it was written as.
+
+    Reading 0.29 as the exact binary double would give floor(100 * 0.29) = 28; the decimal
+    reading gives 29, which is what a person asking for 29% of 100 windows means.
+    """
+    return math.floor(n * Fraction(repr(fraction)))
