@@ -14,7 +14,12 @@ import duckdb
 import pyarrow as pa
 
 from longattn_assets.selection import duck
-from longattn_assets.selection.normalize import ScoreStats, float_sql, category_stats, normalized_sql
+from longattn_assets.selection.normalize import (
+    ScoreStats,
+    category_stats,
+    float_sql,
+    normalized_sql,
+)
 from longattn_assets.selection.rules import SelectionSettings, fraction_keep_count
 from longattn_assets.storage import atomic_path
 
