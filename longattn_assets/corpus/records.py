@@ -8,11 +8,11 @@ the file: it becomes a :class:`Reject` and reading goes on with the next row.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -88,34 +88,65 @@ def record_to_document(record: object, source: str, location: int, raw: bytes | 
     return Document(record[field], None if doc_id is None else str(doc_id), source, location)
 
 
-def _open_binary(path: Path):
+class TruncatedStream(OSError):
+    """A compressed file that ends before its stream does."""
+
+
+def _decompressed_chunks(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The file's bytes, decompressed incrementally so damage loses only what follows it."""
     name = path.name.lower()
     if name.endswith(".gz"):
-        return gzip.open(path, "rb")
-    if name.endswith(".zst"):
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
-    return open(path, "rb")
+        new = partial(zlib.decompressobj, 16 + zlib.MAX_WBITS)
+    elif name.endswith(".zst"):
+        new = zstandard.ZstdDecompressor().decompressobj
+    else:
+        new = None
+    with open(path, "rb") as handle:
+        decompressor = new() if new else None
+        while chunk := handle.read(chunk_bytes):
+            if decompressor is None:
+                yield chunk
+                continue
+            while chunk:
+                yield decompressor.decompress(chunk)
+                chunk = decompressor.unused_data if decompressor.eof else b""
+                if chunk:  # concatenated gzip members or zstd frames
+                    decompressor = new()
+        if decompressor is not None and not decompressor.eof:
+            raise TruncatedStream(f"compressed stream ends early (truncated {path.suffix} file)")
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    pending: list[bytes] = []  # pieces of a line longer than a chunk, joined once
+    for chunk in _decompressed_chunks(path):
+        *complete, tail = chunk.split(b"\n")
+        if complete:
+            complete[0] = b"".join([*pending, complete[0]])
+            pending = []
+            yield from complete
+        pending.append(tail)
+    if last := b"".join(pending):
+        yield last
 
 
 def _read_jsonl(path: Path, source: str) -> Iterator[Document | Reject]:
     line_no = 0
     try:
-        with _open_binary(path) as raw_stream:
-            for line_no, raw in enumerate(io.BufferedReader(raw_stream, 1 << 20), start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    yield Reject(source, line_no, f"invalid UTF-8 at byte {exc.start}", _excerpt(raw))
-                    continue
-                try:
-                    record = json.loads(line)
-                except (json.JSONDecodeError, RecursionError) as exc:
-                    yield Reject(source, line_no, f"invalid JSON: {exc}", _excerpt(raw))
-                    continue
-                yield record_to_document(record, source, line_no, raw)
-    except (OSError, EOFError, zstandard.ZstdError) as exc:
+        for line_no, raw in enumerate(_lines(path), start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield Reject(source, line_no, f"invalid UTF-8 at byte {exc.start}", _excerpt(raw))
+                continue
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                yield Reject(source, line_no, f"invalid JSON: {exc}", _excerpt(raw))
+                continue
+            yield record_to_document(record, source, line_no, raw)
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
         yield Reject(source, line_no + 1, f"unreadable file after line {line_no}: {exc}", "")
 
 
