@@ -46,7 +46,7 @@ def category_stats(con: duckdb.DuckDBPyConnection, relation: str) -> ScoreStats:
                    avg(du), stddev_samp(du), min(du), max(du)
             FROM {relation}
             """
-        ).fetchone()
+        ).fetchall()[0]
     finally:
         con.execute("RESET threads")
     n, tokens = int(row[0]), int(row[1])

@@ -59,6 +59,11 @@ class SelectionSettings:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def options(self) -> dict[str, object]:
+        """The keyword arguments of ``from_options`` (and of the selection functions)."""
+        rule_option = {"fraction": "keep_fraction"}.get(self.rule, self.rule)
+        return {"normalize": self.normalize, "alpha": self.alpha, rule_option: self.value}
+
 
 def fraction_keep_count(n: int, fraction: float) -> int:
     """floor(n * f), with f read as the decimal it was written as.

@@ -178,7 +178,7 @@ def rank_windows(
                min(lds) FILTER (WHERE selected)
         FROM ranked
         """
-    ).fetchone()
+    ).fetchall()[0]
     return SelectionSummary(
         settings=settings, stats=stats, kept=int(kept),
         tokens_kept=int(tokens_kept), tokens_dropped=int(tokens_dropped), cut_lds=cut,
