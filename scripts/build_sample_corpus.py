@@ -114,18 +114,12 @@ SAMPLE_FILES: tuple[SampleFile, ...] = (
             ),
             _binutils("binutils", GFDL),
             _binutils("gprof", GFDL),
-            _binutils("sframe-spec", "GPL-3.0-or-later"),
+            _binutils("ctf-spec", "GPL-3.0-or-later"),
             Doc(
                 "book/latex2rtf-manual",
                 "latex2rtf-doc",
                 "/usr/share/doc/latex2rtf-doc/latex2rtf.txt.gz",
                 "GNU manual permission notice (verbatim copying; see its Copying section)",
-            ),
-            Doc(
-                "book/debian-bug-reporting",
-                "doc-debian",
-                "/usr/share/doc/debian/bug-reporting.txt.gz",
-                "GPL-1.0-or-later",
             ),
             Doc(
                 "book/debian-social-contract",
