@@ -54,13 +54,15 @@ def _update(
     new_max = tl.maximum(row_max, tl.max(qk, 1) * qk_scale)
     alpha = tl.exp2(row_max - new_max)
     p = tl.exp2(qk * qk_scale - new_max[:, None])
-    l_i = l_i * alpha + tl.sum(p, 1)
+    row_sum = tl.sum(p, 1)
+    l_i = l_i * alpha + row_sum
     a_i = a_i * alpha
     b_i = b_i * (alpha * alpha)
     if LONG_RANGE:
         if MASKED:
             p = tl.where(cols[None, :] <= rows[:, None] - o, p, 0.0)
-        a_i += tl.sum(p, 1)
+            row_sum = tl.sum(p, 1)
+        a_i += row_sum
         b_i += tl.sum(p * p, 1)
     return new_max, l_i, a_i, b_i
 
