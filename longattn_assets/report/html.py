@@ -31,7 +31,7 @@ table { border-collapse: collapse; font-size: 13px; }
 td, th { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.preview { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 12px;
+.preview { white-space: pre-wrap; overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-size: 12px;
            max-width: 640px; max-height: 9em; overflow: hidden; }
 """
 
