@@ -24,6 +24,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -280,11 +281,15 @@ def bench_shape(shape: ModelShape, args, rows: list[str], failures: list[str], d
 
     ms, (ds, du) = time_cuda(lambda: fused(q, k, **vars(cfg)), args.warmup, args.repeats)
     add("fused stats", ms, note=f"tiles {cfg}", of_limit=True)
+    project, how = layer.qk, "plain torch in this script"
     projector_class = _optional("longattn_assets.scoring.projections", "Layer0Projector")
-    if projector_class is None:
-        project, how = layer.qk, "plain torch in this script"
-    else:
-        project, how = layer.project_with(projector_class), "project's Layer0Projector"
+    if projector_class is not None:
+        try:
+            candidate = layer.project_with(projector_class)
+            candidate(ids)
+            project, how = candidate, "project's Layer0Projector"
+        except ImportError as exc:  # e.g. transformers (rope tables) absent on the GPU box
+            how += f" (project's projector needs {exc.name})"
     ms, _ = time_cuda(lambda: fused(*project(ids), **vars(cfg)), args.warmup, args.repeats)
     add("fused end to end", ms, note=f"embed+RMSNorm+q/k proj+RoPE: {how}", of_limit=True)
     limit = work_limit(length, shape.heads, shape.head_dim)
@@ -344,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_bench.py needs a CUDA GPU; the CPU tests are tests/triton (Triton interpreter).")
         return 2
     _ensure_triton(args.install)
+    if importlib.util.find_spec("longattn_assets") is None:
+        # Run from a checkout without `pip install -e .`: the package sits one level up.
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import triton
 
     hw = Hardware()
