@@ -1,0 +1,164 @@
+"""Score token windows with layer-0 long-range attention statistics (DESIGN.md 1.2).
+
+Windows are grouped by a token budget so a group's projections are one matmul; the
+statistics are then computed window by window, so no window ever sees another's tokens
+or padding and a window scores the same alone or in any batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..model.layer0 import Layer0Weights
+from .projections import Layer0Projector
+from .statistics import long_range_statistics
+
+logger = logging.getLogger("longattn_assets")
+
+StatisticsKernel = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class WindowScore:
+    ds: float
+    du: float
+    ds_heads: np.ndarray  # float32 [Hq]
+    du_heads: np.ndarray  # float32 [Hq]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return resolved
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc)
+    )
+
+
+class Layer0Scorer:
+    """Turns windows of token ids into :class:`WindowScore` s on one device."""
+
+    def __init__(
+        self,
+        weights: Layer0Weights,
+        *,
+        device: str = "auto",
+        dtype: torch.dtype | None = None,
+        block_size: int = 512,
+        batch_tokens: int = 65536,
+        add_bos: bool = True,
+        bos_token_id: int | None = None,
+        kernel: str = "auto",
+    ) -> None:
+        self.device = resolve_device(device)
+        self.dtype = dtype or torch.float32
+        if self.device.type == "cpu" and self.dtype != torch.float32:
+            raise ValueError("the CPU scorer computes in float32 only")
+        if kernel not in {"auto", "torch", "triton"}:
+            raise ValueError(f"kernel must be 'auto', 'torch' or 'triton', not {kernel!r}")
+        if kernel == "triton" and self.device.type != "cuda":
+            raise ValueError("the triton kernel needs a CUDA device")
+        self.block_size = block_size
+        self.batch_tokens = batch_tokens
+        self.weights = weights
+        self.fingerprint = weights.fingerprint
+        self.projector = Layer0Projector(
+            weights,
+            device=self.device,
+            dtype=self.dtype,
+            add_bos=add_bos,
+            bos_token_id=bos_token_id,
+        )
+        self.kernel, self._statistics = self._load_kernel(kernel)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def _load_kernel(self, kernel: str) -> tuple[str, StatisticsKernel]:
+        """The statistics function; 'auto' takes the Triton kernel on CUDA when it imports."""
+        if kernel == "triton" or (kernel == "auto" and self.device.type == "cuda"):
+            try:
+                from .triton_statistics import long_range_statistics_triton
+            except ImportError:
+                if kernel == "triton":
+                    raise
+                logger.info("Triton statistics kernel unavailable; using the torch kernel")
+            else:
+                return "triton", long_range_statistics_triton
+        return "torch", lambda q, k: long_range_statistics(q, k, block_size=self.block_size)
+
+    def _batches(self, windows: Sequence[Sequence[int]]) -> Iterator[list[int]]:
+        """Indices of consecutive windows whose tokens fit the budget (at least one each)."""
+        batch: list[int] = []
+        tokens = 0
+        for index, window in enumerate(windows):
+            length = self.projector.sequence_length(window)
+            if batch and tokens + length > self.batch_tokens:
+                yield batch
+                batch, tokens = [], 0
+            batch.append(index)
+            tokens += length
+        if batch:
+            yield batch
+
+    def _check_length(self, window: Sequence[int]) -> None:
+        limit = self.weights.sliding_window
+        if limit is not None and self.projector.sequence_length(window) > limit:
+            raise ValueError(
+                f"a window of {self.projector.sequence_length(window)} tokens exceeds the model's "
+                f"sliding attention window ({limit}); layer 0 would not see the long range"
+            )
+
+    def _score_batch(self, windows: list[Sequence[int]]) -> list[WindowScore]:
+        scores = []
+        for q, k in self.projector.project(windows):
+            ds_heads, du_heads = self._statistics(q, k)
+            ds_heads, du_heads = ds_heads.double().cpu(), du_heads.double().cpu()
+            scores.append(
+                WindowScore(
+                    ds=float(ds_heads.mean()),
+                    du=float(du_heads.mean()),
+                    ds_heads=ds_heads.numpy().astype(np.float32),
+                    du_heads=du_heads.numpy().astype(np.float32),
+                )
+            )
+        return scores
+
+    def _score_with_fallback(self, windows: list[Sequence[int]]) -> list[WindowScore]:
+        """Score a batch; on out-of-memory split it in half and retry, down to one window."""
+        try:
+            return self._score_batch(windows)
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not _is_out_of_memory(exc) or len(windows) == 1:
+                raise
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        half = len(windows) // 2
+        logger.warning("out of memory on a batch of %d windows; retrying in halves", len(windows))
+        return self._score_with_fallback(windows[:half]) + self._score_with_fallback(windows[half:])
+
+    def score(self, windows: Sequence[Sequence[int]]) -> list[WindowScore]:
+        """One :class:`WindowScore` per window, in order."""
+        for window in windows:
+            self._check_length(window)
+        scores: list[WindowScore] = []
+        for batch in self._batches(windows):
+            scores.extend(self._score_with_fallback([windows[i] for i in batch]))
+        return scores
+
+    def peak_memory_bytes(self) -> int:
+        """Peak device memory since construction (CUDA) or the process's peak RSS (CPU)."""
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
