@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from longattn_assets.selection import duck
 from longattn_assets.selection.rules import SelectionSettings
 from longattn_assets.selection.select import SelectionSummary, write_selected_parquet
 from longattn_assets.storage import atomic_path, temporary_sibling, write_text
@@ -45,13 +46,15 @@ def export_category(
     settings: SelectionSettings | None = None,
     hf_file_bytes: int = DEFAULT_HF_FILE_BYTES,
     extra_settings: dict[str, object] | None = None,
+    memory_limit: str = duck.DEFAULT_MEMORY_LIMIT,
 ) -> SelectionSummary:
     """Select a category and write every output into ``out_dir``."""
     settings = settings or SelectionSettings()
     out = Path(out_dir)
     summary = write_selected_parquet(
-        windows_glob, scores_glob, out / SELECTED_FILE, **settings.options()
-    )
+        windows_glob, scores_glob, out / SELECTED_FILE, memory_limit=memory_limit,
+        **settings.options(),
+    )  # fmt: skip
     write_longabc_jsonl(out / SELECTED_FILE, out / JSONL_FILE)
     write_hf_dataset(
         out / SELECTED_FILE, out / HF_DIR, category=category, summary=summary,
