@@ -233,9 +233,7 @@ def _load_gguf(
     arrays = [dequantize(t.data, t.tensor_type) for t in chosen]
     arrays[2] = _reverse_gguf_permute(arrays[2], num_heads)
     arrays[3] = _reverse_gguf_permute(arrays[3], num_kv_heads)
-    embed, norm, q, k = (
-        torch.from_numpy(np.array(a, dtype=np.float32)) for a in arrays
-    )
+    embed, norm, q, k = (torch.from_numpy(np.array(a, dtype=np.float32)) for a in arrays)
     return _assemble(
         {"embed": embed, "norm": norm, "q": q, "k": k},
         source=source,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ..model.layer0 import Layer0Weights
@@ -62,15 +63,15 @@ class Layer0Projector:
         return len(window) + (1 if self.add_bos else 0)
 
     def _token_tensor(self, windows: Sequence[Sequence[int]]) -> torch.Tensor:
-        ids: list[int] = []
+        pieces = []
         for window in windows:
             if self.add_bos:
-                ids.append(self.bos_token_id)
-            ids.extend(window)
-        tokens = torch.tensor(ids, dtype=torch.long)
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
+                pieces.append(np.array([self.bos_token_id], dtype=np.int64))
+            pieces.append(np.asarray(window, dtype=np.int64))
+        ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.vocab_size}) for this model")
-        return tokens.to(self.device)
+        return torch.from_numpy(ids).to(self.device)
 
     def _rms_norm(self, hidden: torch.Tensor) -> torch.Tensor:
         # As LlamaRMSNorm: variance in fp32, weight applied in the compute dtype.

@@ -148,13 +148,19 @@ class Layer0Scorer:
         logger.warning("out of memory on a batch of %d windows; retrying in halves", len(windows))
         return self._score_with_fallback(windows[:half]) + self._score_with_fallback(windows[half:])
 
-    def score(self, windows: Sequence[Sequence[int]]) -> list[WindowScore]:
-        """One :class:`WindowScore` per window, in order."""
+    def score(
+        self,
+        windows: Sequence[Sequence[int]],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[WindowScore]:
+        """One :class:`WindowScore` per window, in order; ``progress(done, total)`` per batch."""
         for window in windows:
             self._check_length(window)
         scores: list[WindowScore] = []
         for batch in self._batches(windows):
             scores.extend(self._score_with_fallback([windows[i] for i in batch]))
+            if progress is not None:
+                progress(len(scores), len(windows))
         return scores
 
     def peak_memory_bytes(self) -> int:

@@ -1,0 +1,88 @@
+"""windowed_chunks in, scored_chunks out: schema, order, tokenizer check, atomic file."""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from longattn_assets.scoring.scorer import Layer0Scorer
+from longattn_assets.scoring.windows_file import (
+    SCORED_SCHEMA,
+    TokenizerMismatchError,
+    score_windows_file,
+    score_windows_table,
+)
+
+
+def _windows_table(text_ids, tokenizer_fp, lengths=(200, 31, 450)):
+    starts = [0, 300, 1000]
+    rows = [text_ids[s : s + n] for s, n in zip(starts, lengths, strict=True)]
+    return pa.table(
+        {
+            "data_id": [f"doc{i}-w0" for i in range(len(rows))],
+            "n_tokens": pa.array([len(r) for r in rows], pa.int32()),
+            "token_ids": pa.array(rows, pa.list_(pa.int32())),
+            "tokenizer": [tokenizer_fp] * len(rows),
+            "text": ["..."] * len(rows),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def scorer(smollm2_weights, smollm2_tokenizer):
+    return Layer0Scorer(smollm2_weights, device="cpu", bos_token_id=smollm2_tokenizer.bos_token_id)
+
+
+def test_scored_table_has_the_contract_schema_and_row_order(scorer, smollm2_tokenizer, text_ids):
+    windows = _windows_table(text_ids, smollm2_tokenizer.fingerprint)
+    seen = []
+    scored = score_windows_table(
+        windows, scorer, smollm2_tokenizer.fingerprint, progress=lambda d, t: seen.append((d, t))
+    )
+    assert scored.schema == SCORED_SCHEMA
+    assert scored.column_names == [
+        "data_id",
+        "n_tokens",
+        "ds",
+        "du",
+        "ds_heads",
+        "du_heads",
+        "model",
+    ]
+    assert scored.column("data_id").to_pylist() == windows.column("data_id").to_pylist()
+    assert set(scored.column("model").to_pylist()) == {scorer.fingerprint}
+    direct = scorer.score(windows.column("token_ids").to_pylist())
+    assert scored.column("ds").to_pylist() == [s.ds for s in direct]
+    assert all(len(h) == 9 for h in scored.column("du_heads").to_pylist())
+    assert seen[-1] == (3, 3)
+
+
+def test_windows_from_another_tokenizer_are_refused(scorer, smollm2_tokenizer, text_ids):
+    windows = _windows_table(text_ids, "tok-0000000000000000")
+    with pytest.raises(TokenizerMismatchError) as info:
+        score_windows_table(windows, scorer, smollm2_tokenizer.fingerprint)
+    assert "tok-0000000000000000" in str(info.value) and smollm2_tokenizer.fingerprint in str(
+        info.value
+    )
+
+
+def test_score_windows_file_writes_parquet_and_reports(tmp_path, smollm2_tokenizer, text_ids):
+    source = tmp_path / "windowed.parquet"
+    pq.write_table(_windows_table(text_ids, smollm2_tokenizer.fingerprint), source)
+    out = tmp_path / "scored" / "category=code" / "shard=00000.parquet"
+    stats = score_windows_file(source, out, model="smollm2-135m", device="cpu")
+    scored = pq.read_table(out)
+    assert scored.schema == SCORED_SCHEMA and scored.num_rows == 3
+    assert stats["windows"] == 3 and stats["tokens"] == 200 + 31 + 450
+    assert stats["device"] == "cpu" and stats["peak_memory_bytes"] > 0 and stats["tokens_per_s"] > 0
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left behind
+
+
+def test_score_windows_file_refuses_mismatch_before_loading(tmp_path, text_ids, monkeypatch):
+    import longattn_assets.model.layer0 as layer0
+
+    monkeypatch.setattr(layer0, "load_layer0", lambda *a, **k: pytest.fail("weights were loaded"))
+    source = tmp_path / "windowed.parquet"
+    pq.write_table(_windows_table(text_ids, "tok-ffffffffffffffff"), source)
+    with pytest.raises(TokenizerMismatchError):
+        score_windows_file(source, tmp_path / "out.parquet", model="smollm2-135m", device="cpu")
+    assert not (tmp_path / "out.parquet").exists()
