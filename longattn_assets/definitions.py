@@ -1,19 +1,25 @@
 """The one Definitions object: assets, checks, resources, jobs, schedules and sensors."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from .assets.corpus import raw_corpus
+from .assets.scoring import scored_chunks
+from .assets.selection import longabc_dataset, longabc_report
 from .assets.windows import windowed_chunks
+from .jobs import jobs
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 
-defs = dg.Definitions(
-    assets=[raw_corpus, windowed_chunks],
-    resources={
+assets = [raw_corpus, windowed_chunks, scored_chunks, longabc_dataset, longabc_report]
+
+
+def default_resources() -> dict:
+    """Resources configured from the environment (see settings.py)."""
+    return {
         "data_root": DataRoot(),
         "corpus_input": CorpusInput(),
         "windowing": Windowing(),
         "attention_scorer": AttentionScorer(),
-    },
-)
+    }
+
+
+defs = dg.Definitions(assets=assets, jobs=jobs, resources=default_resources())

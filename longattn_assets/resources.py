@@ -7,6 +7,8 @@ eager load there would pay the cost even for steps that never score.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,10 @@ class AttentionScorer(dg.ConfigurableResource):
     rope_theta: float | None = None
     kernel: str = "auto"
 
+    lock_dir: str = str(settings.cache_dir() / "device-locks")
+
     _scorer: Any = PrivateAttr(default=None)
+    _scorer_device: str | None = PrivateAttr(default=None)
 
     def source(self) -> ModelSource:
         return resolve_model(self.model)
@@ -66,14 +71,14 @@ class AttentionScorer(dg.ConfigurableResource):
     def tokenizer(self) -> ModelTokenizer:
         return load_tokenizer(self.source())
 
-    def scorer(self):
-        """The loaded :class:`Layer0Scorer`, built on first use in this process."""
-        if self._scorer is None:
+    def scorer(self, device: str):
+        """The :class:`Layer0Scorer` on ``device``, built once per process and device."""
+        if self._scorer is None or self._scorer_device != device:
             from .scoring.factory import build_scorer
 
             self._scorer = build_scorer(
                 self.model,
-                device=self.device,
+                device=device,
                 dtype=self.dtype,
                 batch_tokens=self.batch_tokens,
                 block_size=self.block_size,
@@ -81,4 +86,13 @@ class AttentionScorer(dg.ConfigurableResource):
                 rope_theta=self.rope_theta,
                 kernel=self.kernel,
             )
+            self._scorer_device = device
         return self._scorer
+
+    @contextmanager
+    def scoring_session(self) -> Iterator[Any]:
+        """A scorer on a device this process holds alone for the duration of the block."""
+        from .scoring.devices import claim_device
+
+        with claim_device(self.device, Path(self.lock_dir)) as device:
+            yield self.scorer(device)

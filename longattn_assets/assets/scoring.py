@@ -1,0 +1,55 @@
+"""scored_chunks: layer-0 attention statistics (DS_T, DU_T) of every window of a shard."""
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from ..partitions import category_and_shard, category_shard_partitions
+from ..progress import Throttle
+from ..resources import AttentionScorer, DataRoot
+from .windows import WINDOWED_CHUNKS, windowed_chunks
+
+SCORED_CHUNKS = "scored_chunks"
+
+
+@dg.asset(
+    partitions_def=category_shard_partitions,
+    deps=[windowed_chunks],
+    group_name="scoring",
+    kinds={"pytorch", "parquet"},
+    pool="gpu",
+    description=(
+        "Per window: long-range dependency strength ds (DS_T) and its uniformity du "
+        "(DU_T) from layer 0's causal attention, per head and averaged over heads."
+    ),
+)
+def scored_chunks(
+    context: dg.AssetExecutionContext, data_root: DataRoot, attention_scorer: AttentionScorer
+) -> dg.MaterializeResult:
+    from ..scoring.windows_file import score_windows_file
+
+    category, shard = category_and_shard(context)
+    layout = data_root.layout
+    source = layout.shard_path(WINDOWED_CHUNKS, category, shard)
+    if not source.is_file():
+        raise dg.Failure(f"{source} does not exist: materialize windowed_chunks {category}|{shard} first")
+    output = layout.shard_path(SCORED_CHUNKS, category, shard)
+    log = Throttle(context.log.info)
+
+    def progress(done: int, total: int) -> None:
+        log(f"{category}|{shard}: scored {done:,}/{total:,} windows", force=done == total)
+
+    with attention_scorer.scoring_session() as scorer:
+        context.log.info(f"scoring {pq.read_metadata(source).num_rows:,} windows on {scorer.device}")
+        stats = score_windows_file(source, output, scorer=scorer, progress=progress)
+    return dg.MaterializeResult(
+        metadata={
+            "windows": stats["windows"],
+            "tokens": stats["tokens"],
+            "seconds": round(stats["seconds"], 3),
+            "tokens_per_s": round(stats["tokens_per_s"], 1),
+            "peak_memory_bytes": stats["peak_memory_bytes"],
+            "device": str(stats["device"]),
+            "model": stats["model"],
+            "path": dg.MetadataValue.path(str(output)),
+        }
+    )
