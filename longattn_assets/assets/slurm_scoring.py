@@ -92,5 +92,3 @@ def score_shards_on_slurm(
 def slurm_score_category() -> None:
     score_shards_on_slurm()
 
-
-jobs = [slurm_score_category]

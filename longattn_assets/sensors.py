@@ -1,0 +1,66 @@
+"""One sensor per category: new or changed input files request a raw_corpus run.
+
+The cursor is a hash of the category folder's sorted file list with sizes and mtimes;
+the run key is ``category@hash``, so an evaluation that sees the same files requests
+nothing (Dagster drops repeated run keys of a sensor), and any added, removed or
+rewritten file requests exactly one ingest. The shards then follow from the category's
+schedule: its next tick sees raw_corpus shards newer than their windows. The sensor does
+not request shard runs itself because they can only start once raw_corpus has finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+
+from .assets.corpus import raw_corpus
+from .partitions import category_partitions
+from .resources import CorpusInput
+
+MIN_INTERVAL_S = 60
+
+
+def input_fingerprint(folder: Path) -> str | None:
+    """Hash of (relative path, size, mtime) of every file under ``folder``; None if empty."""
+    if not folder.is_dir():
+        return None
+    entries = sorted(
+        f"{p.relative_to(folder).as_posix()}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}"
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    )
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16] if entries else None
+
+
+raw_corpus_job = dg.define_asset_job(
+    "ingest_category",
+    selection=dg.AssetSelection.assets(raw_corpus),
+    description="raw_corpus for one category.",
+)
+
+
+def input_sensor(category: str) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"{category}_new_inputs",
+        job=raw_corpus_job,
+        minimum_interval_seconds=MIN_INTERVAL_S,
+        description=f"Ingest {category!r} again when its input folder changes.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext, corpus_input: CorpusInput):
+        fingerprint = input_fingerprint(corpus_input.path / category)
+        if fingerprint is None:
+            return dg.SkipReason(f"no input files under {corpus_input.path / category}")
+        if fingerprint == context.cursor:
+            return dg.SkipReason(f"input files of {category!r} unchanged")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=f"{category}@{fingerprint}", partition_key=category)],
+            cursor=fingerprint,
+        )
+
+    return _sensor
+
+
+sensors = [input_sensor(c) for c in category_partitions.get_partition_keys()]
+jobs = [raw_corpus_job]
