@@ -91,26 +91,33 @@ def score_windows_file(
     block_size: int = 512,
     add_bos: bool = True,
     rope_theta: float | None = None,
+    scorer: Layer0Scorer | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Score a windowed_chunks Parquet file into a scored_chunks file, written atomically."""
+    """Score a windowed_chunks Parquet file into a scored_chunks file, written atomically.
+
+    A ready ``scorer`` (e.g. one kept by a long-lived resource) is used as it is; the model
+    and scorer settings are then taken from it and the other keyword arguments are ignored.
+    """
     from ..model.layer0 import load_layer0
     from ..model.source import resolve_model
     from ..model.tokenizer import load_tokenizer
 
     windows = pq.read_table(windows_path)
-    source = resolve_model(model)
+    source = scorer.weights.source if scorer is not None else resolve_model(model)
     tokenizer = load_tokenizer(source)
     _check_tokenizer(windows, tokenizer.fingerprint)
-    scorer = Layer0Scorer(
-        load_layer0(source, rope_theta=rope_theta),
-        device=device,
-        batch_tokens=batch_tokens,
-        block_size=block_size,
-        add_bos=add_bos,
-        bos_token_id=tokenizer.bos_token_id,
-    )
+    if scorer is None:
+        scorer = Layer0Scorer(
+            load_layer0(source, rope_theta=rope_theta),
+            device=device,
+            batch_tokens=batch_tokens,
+            block_size=block_size,
+            add_bos=add_bos,
+            bos_token_id=tokenizer.bos_token_id,
+        )
     start = time.perf_counter()
-    scored = score_windows_table(windows, scorer, tokenizer.fingerprint)
+    scored = score_windows_table(windows, scorer, tokenizer.fingerprint, progress=progress)
     seconds = time.perf_counter() - start
     write_parquet(scored, Path(output_path))
     tokens = int(pc.sum(windows.column("n_tokens")).as_py() or 0)
@@ -121,4 +128,5 @@ def score_windows_file(
         "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
         "peak_memory_bytes": scorer.peak_memory_bytes(),
         "device": str(scorer.device),
+        "model": scorer.fingerprint,
     }

@@ -75,6 +75,18 @@ def test_score_windows_file_writes_parquet_and_reports(tmp_path, smollm2_tokeniz
     assert stats["windows"] == 3 and stats["tokens"] == 200 + 31 + 450
     assert stats["device"] == "cpu" and stats["peak_memory_bytes"] > 0 and stats["tokens_per_s"] > 0
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left behind
+    assert stats["model"] == scored.column("model")[0].as_py()
+
+
+def test_score_windows_file_uses_a_given_scorer(tmp_path, scorer, smollm2_tokenizer, text_ids):
+    source = tmp_path / "windowed.parquet"
+    pq.write_table(_windows_table(text_ids, smollm2_tokenizer.fingerprint), source)
+    seen = []
+    stats = score_windows_file(
+        source, tmp_path / "out.parquet", scorer=scorer, progress=lambda d, t: seen.append(d)
+    )
+    assert stats["model"] == scorer.fingerprint and seen[-1] == 3
+    assert pq.read_table(tmp_path / "out.parquet").num_rows == 3
 
 
 def test_score_windows_file_refuses_mismatch_before_loading(tmp_path, text_ids, monkeypatch):
