@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ class Layer0Weights:
     fingerprint: str
     bytes_read: int
     source: ModelSource
-    sliding_window: int | None = field(default=None)
+    sliding_window: int | None = None
 
 
 def _fingerprint(essentials: dict, digests: list[bytes]) -> str:
@@ -198,8 +198,8 @@ def _reverse_gguf_permute(weights: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def _gguf_value(reader, key: str, default=None):
-    field_ = reader.fields.get(key)
-    return default if field_ is None else field_.contents()
+    entry = reader.fields.get(key)
+    return default if entry is None else entry.contents()
 
 
 def _load_gguf(

@@ -61,3 +61,35 @@ def test_llama3_rope_scaling_is_applied(sharded_llama_dir, llama_pair, text_ids)
     ds, _ = attention_oracle(model, [1, *window])
     got = torch.from_numpy(plain.score([window])[0].ds_heads).double()
     assert not torch.allclose(got, ds, rtol=1e-3)
+
+
+def test_single_file_qwen2_with_qk_bias_matches_eager_attention(tmp_path, text_ids):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(1)
+    config = Qwen2Config(
+        vocab_size=49152,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    )
+    model = Qwen2ForCausalLM(config)
+    with torch.no_grad():
+        attn = model.model.layers[0].self_attn
+        for proj in (attn.q_proj, attn.k_proj):
+            proj.weight.mul_(6.0)
+            proj.bias.normal_(0, 1.0)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    eager = Qwen2ForCausalLM.from_pretrained(
+        tmp_path, attn_implementation="eager", dtype=torch.float32
+    ).eval()
+    weights = load_layer0(str(tmp_path))
+    assert weights.q_bias is not None and weights.k_bias is not None
+    window = text_ids[3000:3299]
+    scorer = Layer0Scorer(weights, device="cpu", bos_token_id=1)
+    _assert_heads_match(scorer.score([window])[0], attention_oracle(eager, [1, *window]))
