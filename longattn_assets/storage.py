@@ -8,8 +8,13 @@ folder and renamed into place, so a reader never sees a partial file.
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
 import re
+import shutil
+import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,8 +67,54 @@ class DataLayout:
         return sorted(folder.glob("shard=*.parquet")) if folder.is_dir() else []
 
 
+# Temporary names carry the writer's host and pid, so a later writer can tell the leftovers
+# of a killed one (SIGKILL and the OOM killer skip every cleanup) from a live writer's file.
+_HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=3).hexdigest()
+
+
+def owner_tag() -> str:
+    """``<host hash>-<pid>`` of this process, as written into temporary names."""
+    return f"{_HOST}-{os.getpid()}"
+
+
+def owner_is_gone(tag: str) -> bool:
+    """True when ``tag`` names a process of this host that no longer runs."""
+    host, _, pid = tag.partition("-")
+    if host != _HOST or not pid.isdigit():
+        return False  # another host's writer (shared storage) or not one of our names
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete temporaries of ``path`` left by dead writers of this host; return them."""
+    removed = []
+    for tmp in path.parent.glob(f"{TMP_PREFIX}{glob.escape(path.name)}.*"):
+        parts = tmp.name[len(TMP_PREFIX) + len(path.name) + 1 :].split(".")
+        if len(parts) == 2 and owner_is_gone(parts[0]):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def work_dir(parent: Path, prefix: str) -> tempfile.TemporaryDirectory:
+    """A scratch folder ``<parent>/<prefix>-<owner>-*``; dead writers' ones are removed first."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for folder in parent.glob(f"{glob.escape(prefix)}-*"):
+        tag = "-".join(folder.name[len(prefix) + 1 :].split("-")[:2])
+        if folder.is_dir() and owner_is_gone(tag):
+            shutil.rmtree(folder, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}-{owner_tag()}-", dir=parent)
+
+
 def temporary_sibling(path: Path) -> Path:
-    return path.parent / f"{TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    remove_stale_temporaries(path)
+    return path.parent / f"{TMP_PREFIX}{path.name}.{owner_tag()}.{uuid.uuid4().hex[:8]}"
 
 
 @contextmanager

@@ -8,7 +8,6 @@ bytes. Exact duplicates (same text) keep one row and set the others aside as rej
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..storage import write_parquet, write_text
+from ..storage import work_dir, write_parquet, write_text
 from ..windows.ids import document_hash, shard_of
 from .records import Document, Reject
 
@@ -142,8 +141,7 @@ def shard_documents(
     started = time.perf_counter()
     stats = IngestStats()
     rejects: list[Reject] = []
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ingest-", dir=spill_dir) as tmp:
+    with work_dir(spill_dir, "ingest") as tmp:
         spills = [_ShardSpill(Path(tmp), i) for i in range(num_shards)]
         for seen, item in enumerate(records, start=1):
             if isinstance(item, Reject):
