@@ -44,6 +44,7 @@ def scored_chunks(
     return dg.MaterializeResult(
         metadata={
             "windows": stats["windows"],
+            "windows_resumed": stats["windows_resumed"],
             "tokens": stats["tokens"],
             "seconds": round(stats["seconds"], 3),
             "tokens_per_s": round(stats["tokens_per_s"], 1),

@@ -1,5 +1,8 @@
 """Score a windowed_chunks table (or Parquet file) into a scored_chunks table.
 
+A file is scored chunk by chunk and each chunk kept as soon as it is scored (resume.py),
+so a killed run loses at most one chunk of work.
+
 Windows carry the fingerprint of the tokenizer that made their token ids; scoring them
 with a model whose tokenizer differs would feed meaningless ids to its embeddings, so
 such tables are refused before any work.
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..storage import write_parquet
+from .resume import ScoringParts, file_sha256
 from .scorer import Layer0Scorer
 
 SCORED_SCHEMA = pa.schema(
@@ -31,6 +35,12 @@ SCORED_SCHEMA = pa.schema(
         ("model", pa.string()),
     ]
 )
+
+
+# Windows kept per part: a killed run redoes at most this many. At 2,048-token windows a
+# chunk is about half a million tokens, seconds on a GPU and a few minutes on a CPU.
+RESUME_CHUNK_WINDOWS = 256
+_SCORING_COLUMNS = ("data_id", "n_tokens", "token_ids", "tokenizer")
 
 
 class TokenizerMismatchError(ValueError):
@@ -81,6 +91,45 @@ def score_windows_table(
     )
 
 
+def _chunks(path: str | os.PathLike[str], rows: int) -> Iterator[pa.Table]:
+    """The windows needed for scoring, ``rows`` at a time (the last chunk may be shorter).
+
+    Chunk boundaries depend only on ``rows``, never on the file's row groups, so a resumed
+    run cuts the same chunks as the run it resumes.
+    """
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    batches = pq.ParquetFile(path).iter_batches(batch_size=rows, columns=list(_SCORING_COLUMNS))
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
+
+
+def _resume_key(windows_path: str | os.PathLike[str], scorer: Layer0Scorer, chunk_windows: int) -> dict:
+    """Everything a chunk's scores depend on: parts made under another key are stale."""
+    projector = scorer.projector
+    return {
+        "input_sha256": file_sha256(windows_path),
+        "model": scorer.fingerprint,
+        "device": scorer.device.type,
+        "dtype": str(scorer.dtype),
+        "kernel": scorer.kernel,
+        "block_size": scorer.block_size,
+        "batch_tokens": scorer.batch_tokens,
+        "add_bos": projector.add_bos,
+        "bos_token_id": projector.bos_token_id,
+        "chunk_windows": chunk_windows,
+        "schema": SCORED_SCHEMA.to_string(),
+    }
+
+
 def score_windows_file(
     windows_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
@@ -93,20 +142,26 @@ def score_windows_file(
     rope_theta: float | None = None,
     scorer: Layer0Scorer | None = None,
     progress: Callable[[int, int], None] | None = None,
+    chunk_windows: int = RESUME_CHUNK_WINDOWS,
 ) -> dict:
     """Score a windowed_chunks Parquet file into a scored_chunks file, written atomically.
 
     A ready ``scorer`` (e.g. one kept by a long-lived resource) is used as it is; the model
     and scorer settings are then taken from it and the other keyword arguments are ignored.
+    Every ``chunk_windows`` windows are kept as a part as soon as they are scored, so a run
+    that was killed resumes after its last finished chunk (``windows_resumed`` says how
+    many windows it did not score again); the output is the same bytes either way.
     """
     from ..model.layer0 import load_layer0
     from ..model.source import resolve_model
     from ..model.tokenizer import load_tokenizer
 
-    windows = pq.read_table(windows_path)
+    if chunk_windows < 1:
+        raise ValueError(f"chunk_windows must be at least 1, got {chunk_windows}")
+    output = Path(output_path)
     source = scorer.weights.source if scorer is not None else resolve_model(model)
     tokenizer = load_tokenizer(source)
-    _check_tokenizer(windows, tokenizer.fingerprint)
+    _check_tokenizer(pq.read_table(windows_path, columns=["tokenizer"]), tokenizer.fingerprint)
     if scorer is None:
         scorer = Layer0Scorer(
             load_layer0(source, rope_theta=rope_theta),
@@ -116,13 +171,28 @@ def score_windows_file(
             add_bos=add_bos,
             bos_token_id=tokenizer.bos_token_id,
         )
+    total = pq.read_metadata(windows_path).num_rows
+    parts = ScoringParts(output, _resume_key(windows_path, scorer, chunk_windows))
     start = time.perf_counter()
-    scored = score_windows_table(windows, scorer, tokenizer.fingerprint, progress=progress)
+    done = resumed = tokens = chunks = 0
+    for index, chunk in enumerate(_chunks(windows_path, chunk_windows)):
+        chunks += 1
+        tokens += int(pc.sum(chunk.column("n_tokens")).as_py() or 0)
+        if parts.done(index, chunk.num_rows):
+            resumed += chunk.num_rows
+        else:
+            offset = done
+            report = None if progress is None else (lambda d, t, o=offset: progress(o + d, total))
+            parts.write(index, score_windows_table(chunk, scorer, tokenizer.fingerprint, progress=report))
+        done += chunk.num_rows
+        if progress is not None:
+            progress(done, total)
     seconds = time.perf_counter() - start
-    write_parquet(scored, Path(output_path))
-    tokens = int(pc.sum(windows.column("n_tokens")).as_py() or 0)
+    write_parquet(parts.assemble(chunks, SCORED_SCHEMA), output)
+    parts.remove()
     return {
-        "windows": scored.num_rows,
+        "windows": done,
+        "windows_resumed": resumed,
         "tokens": tokens,
         "seconds": seconds,
         "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
