@@ -59,6 +59,8 @@ class AttentionScorer(dg.ConfigurableResource):
     add_bos: bool = True
     rope_theta: float | None = None
     kernel: str = "auto"
+    # Windows scored between two saved parts: a killed step redoes at most this many.
+    resume_chunk_windows: int = 256
 
     lock_dir: str = str(settings.cache_dir() / "device-locks")
 

@@ -40,7 +40,15 @@ def scored_chunks(
 
     with attention_scorer.scoring_session() as scorer:
         context.log.info(f"scoring {pq.read_metadata(source).num_rows:,} windows on {scorer.device}")
-        stats = score_windows_file(source, output, scorer=scorer, progress=progress)
+        stats = score_windows_file(
+            source,
+            output,
+            scorer=scorer,
+            progress=progress,
+            chunk_windows=attention_scorer.resume_chunk_windows,
+        )
+    if stats["windows_resumed"]:
+        context.log.info(f"{category}|{shard}: kept {stats['windows_resumed']:,} windows scored by an interrupted run")
     return dg.MaterializeResult(
         metadata={
             "windows": stats["windows"],
