@@ -20,8 +20,16 @@ DEFAULT_MODEL = "smollm2-135m"
 
 
 def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
+    """``NAME`` if set, else ``NAME_DEFAULT`` (what the repository's .env provides), else ``default``.
+
+    Dagster's CLI loads ``.env`` over the shell's variables; keeping the file's values under
+    ``*_DEFAULT`` names lets a variable exported in the shell still win.
+    """
+    for key in (name, f"{name}_DEFAULT"):
+        value = os.environ.get(key, "").strip()
+        if value:
+            return value
+    return default
 
 
 def data_root() -> Path:
