@@ -10,24 +10,20 @@ from .assets.corpus import raw_corpus
 from .assets.scoring import scored_chunks
 from .assets.selection import longabc_dataset, longabc_report
 from .assets.windows import windowed_chunks
-from .partitions import category_partitions, category_shard_partitions
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=[raw_corpus],
-    partitions_def=category_partitions,
     description="Read a category's input files into raw_corpus shards.",
 )
 shard_job = dg.define_asset_job(
     "shard_job",
     selection=[windowed_chunks, scored_chunks],
-    partitions_def=category_shard_partitions,
     description="Window and score one shard of a category.",
 )
 selection_job = dg.define_asset_job(
     "selection_job",
     selection=[longabc_dataset, longabc_report],
-    partitions_def=category_partitions,
     description="Select a category's LongABC windows and write its report.",
 )
 
