@@ -83,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--category", default="code")
     parser.add_argument("--shard", default="00000")
     parser.add_argument("--batch-tokens", type=int, default=65536)
+    parser.add_argument("--resume-chunk", type=int, default=256)
     args = parser.parse_args(argv)
     result = materialize(
         args.stage, args.root, args.input, window=args.window, category=args.category,
-        shard=args.shard, batch_tokens=args.batch_tokens,
+        shard=args.shard, batch_tokens=args.batch_tokens, resume_chunk_windows=args.resume_chunk,
     )  # fmt: skip
     return 0 if result.success else 1
 
