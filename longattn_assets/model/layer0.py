@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .source import ModelNotFoundError, ModelSource, resolve_model
+from .source import ModelNotFoundError, ModelSource, file_identity, resolve_model
 
 logger = logging.getLogger("longattn_assets")
 
@@ -202,15 +202,11 @@ def _gguf_value(reader, key: str, default=None):
     return default if entry is None else entry.contents()
 
 
-def _load_gguf(
-    source: ModelSource, rope_theta: float | None, rope_scaling: dict | None
-) -> Layer0Weights:
+def _read_gguf(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Dequantized layer-0 tensors and their settings, parsed from the GGUF file itself."""
     from gguf import GGUFReader
     from gguf.quants import dequantize
 
-    path = source.path
-    if not path.is_file():
-        raise ModelNotFoundError(f"GGUF model file {path} does not exist")
     try:
         reader = GGUFReader(str(path))
     except Exception as exc:  # the reader raises ValueError, struct or numpy errors on bad bytes
@@ -228,27 +224,73 @@ def _load_gguf(
     num_heads = int(_gguf_value(reader, f"{arch}.attention.head_count"))
     num_kv_heads = int(_gguf_value(reader, f"{arch}.attention.head_count_kv", num_heads))
     hidden = int(_gguf_value(reader, f"{arch}.embedding_length"))
-    head_dim = int(_gguf_value(reader, f"{arch}.rope.dimension_count", hidden // num_heads))
     chosen = [by_name[name] for name in GGUF_TENSORS]
     arrays = [dequantize(t.data, t.tensor_type) for t in chosen]
     arrays[2] = _reverse_gguf_permute(arrays[2], num_heads)
     arrays[3] = _reverse_gguf_permute(arrays[3], num_kv_heads)
-    embed, norm, q, k = (torch.from_numpy(np.array(a, dtype=np.float32)) for a in arrays)
+    tensors = dict(
+        zip(
+            ("embed", "norm", "q", "k"),
+            (torch.from_numpy(np.array(a, dtype=np.float32)) for a in arrays),
+        )
+    )
+    meta = {
+        "num_heads": num_heads,
+        "num_kv_heads": num_kv_heads,
+        "head_dim": int(_gguf_value(reader, f"{arch}.rope.dimension_count", hidden // num_heads)),
+        "rms_norm_eps": float(
+            _gguf_value(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)
+        ),
+        "rope_theta": float(_gguf_value(reader, f"{arch}.rope.freq_base", 10000.0)),
+        "max_position_embeddings": int(_gguf_value(reader, f"{arch}.context_length", 2048)),
+        "digests": [hashlib.sha256(np.asarray(t.data).data).hexdigest() for t in chosen],
+        "bytes_read": sum(int(t.n_bytes) for t in chosen),
+    }
+    return tensors, meta
+
+
+def _cached_gguf(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """:func:`_read_gguf`, cached: parsing a GGUF's metadata (its whole vocabulary) and
+    dequantizing take seconds, so the result is kept under the cache dir, keyed by the
+    file's path, size and modification time."""
+    from safetensors.torch import load_file, save_file
+
+    from .. import settings
+    from ..storage import atomic_path, write_text
+
+    folder = settings.cache_dir() / "layer0" / file_identity(path)
+    tensors_path, meta_path = folder / "layer0.safetensors", folder / "meta.json"
+    if tensors_path.is_file() and meta_path.is_file():
+        try:
+            return load_file(str(tensors_path)), json.loads(meta_path.read_text())
+        except Exception as exc:  # a damaged cache entry is rebuilt, never trusted
+            logger.warning("ignoring unreadable layer-0 cache %s: %s", folder, exc)
+    tensors, meta = _read_gguf(path)
+    with atomic_path(tensors_path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    write_text(json.dumps(meta), meta_path)
+    return tensors, meta
+
+
+def _load_gguf(
+    source: ModelSource, rope_theta: float | None, rope_scaling: dict | None
+) -> Layer0Weights:
+    if not source.path.is_file():
+        raise ModelNotFoundError(f"GGUF model file {source.path} does not exist")
+    tensors, meta = _cached_gguf(source.path)
     return _assemble(
-        {"embed": embed, "norm": norm, "q": q, "k": k},
+        tensors,
         source=source,
-        num_heads=num_heads,
-        num_kv_heads=num_kv_heads,
-        head_dim=head_dim,
-        rms_norm_eps=float(_gguf_value(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
-        rope_theta=rope_theta
-        if rope_theta is not None
-        else float(_gguf_value(reader, f"{arch}.rope.freq_base", 10000.0)),
+        num_heads=meta["num_heads"],
+        num_kv_heads=meta["num_kv_heads"],
+        head_dim=meta["head_dim"],
+        rms_norm_eps=meta["rms_norm_eps"],
+        rope_theta=rope_theta if rope_theta is not None else meta["rope_theta"],
         rope_scaling=rope_scaling,
-        max_position_embeddings=int(_gguf_value(reader, f"{arch}.context_length", 2048)),
+        max_position_embeddings=meta["max_position_embeddings"],
         sliding_window=None,
-        digests=[hashlib.sha256(np.asarray(t.data).data).digest() for t in chosen],
-        bytes_read=sum(int(t.n_bytes) for t in chosen),
+        digests=[bytes.fromhex(d) for d in meta["digests"]],
+        bytes_read=meta["bytes_read"],
     )
 
 

