@@ -31,10 +31,18 @@ def test_materialize_raw_corpus_and_windows_for_one_partition(small_corpus: Path
     meta = result.asset_materializations_for_node("raw_corpus")[0].metadata
     assert meta["documents"].value == 24 and meta["rejects"].value == 2
     shards = sorted((root / "raw_corpus" / "category=code").glob("shard=*.parquet"))
-    assert [p.name for p in shards] == [f"shard={k}.parquet" for k in shard_partitions.get_partition_keys()]
+    assert [p.name for p in shards] == [
+        f"shard={k}.parquet" for k in shard_partitions.get_partition_keys()
+    ]
     assert sum(pq.read_metadata(p).num_rows for p in shards) == 24
-    rejects = [json.loads(line) for line in (root / "rejects/category=code/raw_corpus.jsonl").read_text().splitlines()]
-    assert [(r["source"], r["location"]) for r in rejects] == [("part-1.jsonl", 13), ("part-1.jsonl", 14)]
+    rejects = [
+        json.loads(line)
+        for line in (root / "rejects/category=code/raw_corpus.jsonl").read_text().splitlines()
+    ]
+    assert [(r["source"], r["location"]) for r in rejects] == [
+        ("part-1.jsonl", 13),
+        ("part-1.jsonl", 14),
+    ]
     assert rejects[0]["reason"].startswith("invalid JSON")
 
     key = dg.MultiPartitionKey({"category": "code", "shard": "00000"})
@@ -44,8 +52,18 @@ def test_materialize_raw_corpus_and_windows_for_one_partition(small_corpus: Path
     assert result.success
     out = root / "windowed_chunks" / "category=code" / "shard=00000.parquet"
     table = pq.read_table(out)
-    required = {"data_id", "doc_id", "category", "shard", "window_index", "token_start",
-                "n_tokens", "token_ids", "content", "tokenizer"}
+    required = {
+        "data_id",
+        "doc_id",
+        "category",
+        "shard",
+        "window_index",
+        "token_start",
+        "n_tokens",
+        "token_ids",
+        "content",
+        "tokenizer",
+    }
     assert required <= set(table.column_names)
     rows = table.to_pylist()
     assert rows and all(r["n_tokens"] == 512 == len(r["token_ids"]) for r in rows)

@@ -18,11 +18,27 @@ BIN = Path(sys.executable).parent
 
 
 def test_window_score_select_from_the_command_line(tmp_path: Path, capsys):
-    rows = [{"id": f"mod/{name}", "text": text} for name, text in stdlib_sources(6, min_chars=8_000)]
+    rows = [
+        {"id": f"mod/{name}", "text": text} for name, text in stdlib_sources(6, min_chars=8_000)
+    ]
     rows.append({"id": "broken", "text": None})
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     windows = tmp_path / "w.parquet"
-    assert main(["window", str(source), "--category", "code", "--output", str(windows), "--window-size", "256"]) == 0
+    assert (
+        main(
+            [
+                "window",
+                str(source),
+                "--category",
+                "code",
+                "--output",
+                str(windows),
+                "--window-size",
+                "256",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["rejects"] == 1 and Path(summary["rejects_file"]).is_file()
     table = pq.read_table(windows)
@@ -33,12 +49,35 @@ def test_window_score_select_from_the_command_line(tmp_path: Path, capsys):
     assert main(["score", str(windows), "--output", str(scores), "--device", "cpu"]) == 0
     scored = pq.read_table(scores)
     assert scored.column("data_id").to_pylist() == table.column("data_id").to_pylist()
-    assert scored.schema.names == ["data_id", "n_tokens", "ds", "du", "ds_heads", "du_heads", "model"]
+    assert scored.schema.names == [
+        "data_id",
+        "n_tokens",
+        "ds",
+        "du",
+        "ds_heads",
+        "du_heads",
+        "model",
+    ]
 
     out = tmp_path / "sel"
     capsys.readouterr()
-    assert main(["select", "--windows", str(windows), "--scores", str(scores), "--output", str(out),
-                 "--keep-fraction", "0.25", "--report"]) == 0
+    assert (
+        main(
+            [
+                "select",
+                "--windows",
+                str(windows),
+                "--scores",
+                str(scores),
+                "--output",
+                str(out),
+                "--keep-fraction",
+                "0.25",
+                "--report",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["kept"] == table.num_rows // 4
     lines = (out / "longabc.jsonl").read_text().splitlines()
@@ -48,22 +87,40 @@ def test_window_score_select_from_the_command_line(tmp_path: Path, capsys):
 
 def test_demo_runs_everything_then_reuses_it(small_corpus: Path, tmp_path: Path):
     said: list[str] = []
-    reports = run_demo(tmp_path / "demo", window_size=512, input_dir=small_corpus,
-                       device="cpu", categories=["code"], say=said.append)
+    reports = run_demo(
+        tmp_path / "demo",
+        window_size=512,
+        input_dir=small_corpus,
+        device="cpu",
+        categories=["code"],
+        say=said.append,
+    )
     assert reports["code"].is_file()
     assert any(line.strip().startswith("selection+report:") and "kept=" in line for line in said)
     selected = tmp_path / "demo/longabc_dataset/category=code/selected.parquet"
     before = selected.stat().st_mtime_ns
     said.clear()
-    run_demo(tmp_path / "demo", window_size=512, input_dir=small_corpus,
-             device="cpu", categories=["code"], say=said.append)
+    run_demo(
+        tmp_path / "demo",
+        window_size=512,
+        input_dir=small_corpus,
+        device="cpu",
+        categories=["code"],
+        say=said.append,
+    )
     assert sum("already materialized" in line for line in said) == 6  # ingest, 4 shards, selection
     assert selected.stat().st_mtime_ns == before
 
 
 def _dagster(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "dagster"), *args], cwd=env["WORKDIR"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(BIN / "dagster"), *args],
+        cwd=env["WORKDIR"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -71,18 +128,40 @@ def shell_env(small_corpus: Path, tmp_path: Path) -> dict:
     home = tmp_path / "dagster_home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LONGATTN_")}
-    env.update(DAGSTER_HOME=str(home), LONGATTN_DATA_ROOT=str(tmp_path / "data"),
-               LONGATTN_INPUT_DIR=str(small_corpus), LONGATTN_WINDOW_SIZE="512",
-               WORKDIR=str(tmp_path))
+    env.update(
+        DAGSTER_HOME=str(home),
+        LONGATTN_DATA_ROOT=str(tmp_path / "data"),
+        LONGATTN_INPUT_DIR=str(small_corpus),
+        LONGATTN_WINDOW_SIZE="512",
+        WORKDIR=str(tmp_path),
+    )
     return env
 
 
 def test_dagster_cli_materializes_a_shard_after_its_category(shell_env: dict, tmp_path: Path):
-    done = _dagster("asset", "materialize", "-m", "longattn_assets.definitions",
-                    "--select", "raw_corpus", "--partition", "book", env=shell_env)
+    done = _dagster(
+        "asset",
+        "materialize",
+        "-m",
+        "longattn_assets.definitions",
+        "--select",
+        "raw_corpus",
+        "--partition",
+        "book",
+        env=shell_env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    done = _dagster("asset", "materialize", "-m", "longattn_assets.definitions",
-                    "--select", "windowed_chunks", "--partition", "book|00000", env=shell_env)
+    done = _dagster(
+        "asset",
+        "materialize",
+        "-m",
+        "longattn_assets.definitions",
+        "--select",
+        "windowed_chunks",
+        "--partition",
+        "book|00000",
+        env=shell_env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     table = pq.read_table(tmp_path / "data/windowed_chunks/category=book/shard=00000.parquet")
     assert table.num_rows > 0 and set(table.column("n_tokens").to_pylist()) == {512}

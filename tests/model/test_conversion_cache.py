@@ -49,7 +49,9 @@ def test_tokenizer_conversion_is_cached(tmp_path, monkeypatch):
     tokenizer_module._load.cache_clear()
 
 
-@pytest.mark.parametrize("spec", ["/nonexistent/model.gguf", "/nonexistent/folder", "no-such-org/no-such-model"])
+@pytest.mark.parametrize(
+    "spec", ["/nonexistent/model.gguf", "/nonexistent/folder", "no-such-org/no-such-model"]
+)
 def test_missing_models_fail_with_the_path_named(spec):
     from longattn_assets.model.source import ModelNotFoundError
 

@@ -1,0 +1,110 @@
+"""scored_chunks, longabc_dataset and longabc_report materialized through Dagster."""
+
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from longattn_assets.definitions import assets
+from longattn_assets.partitions import shard_partitions
+from longattn_assets.resources import AttentionScorer, CorpusInput, DataRoot, Windowing
+
+WINDOW = 256
+
+
+@pytest.fixture
+def scored_root(small_corpus: Path, tmp_path: Path):
+    root = tmp_path / "data"
+    resources = {
+        "data_root": DataRoot(root=str(root)),
+        "corpus_input": CorpusInput(input_dir=str(small_corpus)),
+        "windowing": Windowing(window_size=WINDOW),
+        "attention_scorer": AttentionScorer(device="cpu"),
+    }
+    by_key = {a.key.to_user_string(): a for a in assets}
+    assert dg.materialize(
+        assets, selection=[by_key["raw_corpus"]], partition_key="code", resources=resources
+    ).success
+    results = []
+    for shard in shard_partitions.get_partition_keys():
+        key = dg.MultiPartitionKey({"category": "code", "shard": shard})
+        result = dg.materialize(
+            assets,
+            selection=[by_key["windowed_chunks"], by_key["scored_chunks"]],
+            partition_key=key,
+            resources=resources,
+        )
+        assert result.success
+        results.append(result)
+    return root, resources, by_key, results
+
+
+def test_scored_chunks_files_and_metadata(scored_root):
+    root, _, _, results = scored_root
+    meta = results[0].asset_materializations_for_node("scored_chunks")[0].metadata
+    for key in (
+        "windows",
+        "tokens",
+        "seconds",
+        "tokens_per_s",
+        "peak_memory_bytes",
+        "device",
+        "model",
+    ):
+        assert key in meta
+    assert meta["device"].value == "cpu"
+    windows = pq.read_table(root / "windowed_chunks/category=code/shard=00000.parquet")
+    scores = pq.read_table(root / "scored_chunks/category=code/shard=00000.parquet")
+    assert scores.column("data_id").to_pylist() == windows.column("data_id").to_pylist()
+    assert (
+        meta["windows"].value == scores.num_rows
+        and meta["tokens"].value == scores.num_rows * WINDOW
+    )
+    for row in scores.to_pylist():
+        assert 0.0 <= row["ds"] <= 1.0 and row["du"] >= 0.0
+        assert len(row["ds_heads"]) == len(row["du_heads"]) == 9  # SmolLM2's query heads
+        assert row["ds"] == pytest.approx(sum(row["ds_heads"]) / 9, rel=1e-6)
+
+
+def test_selection_report_and_checks(scored_root):
+    root, resources, by_key, _ = scored_root
+    result = dg.materialize(
+        assets,
+        selection=[by_key["longabc_dataset"], by_key["longabc_report"]],
+        partition_key="code",
+        resources=resources,
+        run_config={"ops": {"longabc_dataset": {"config": {"keep_fraction": 0.25}}}},
+    )
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == dict.fromkeys(
+        [
+            "windows_have_configured_length",
+            "data_ids_unique",
+            "scores_finite",
+            "ds_within_unit_interval",
+            "selection_follows_rule",
+        ],
+        True,
+    )
+    total = sum(
+        pq.read_metadata(p).num_rows
+        for p in (root / "scored_chunks/category=code").glob("shard=*.parquet")
+    )
+    selected = pq.read_table(root / "longabc_dataset/category=code/selected.parquet")
+    assert selected.num_rows == total // 4
+    report_meta = result.asset_materializations_for_node("longabc_report")[0].metadata
+    assert "data:image/png;base64," in report_meta["histograms"].value
+    assert (root / "longabc_report/category=code/report.html").is_file()
+
+
+def test_check_fails_when_windows_do_not_have_the_configured_length(scored_root):
+    _, resources, by_key, _ = scored_root
+    resources = resources | {"windowing": Windowing(window_size=WINDOW * 2)}
+    result = dg.materialize(
+        assets, selection=[by_key["longabc_dataset"]], partition_key="code", resources=resources
+    )
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["windows_have_configured_length"] is False
+    assert checks["selection_follows_rule"] is True
