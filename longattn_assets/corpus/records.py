@@ -8,6 +8,7 @@ the file: it becomes a :class:`Reject` and reading goes on with the next row.
 
 from __future__ import annotations
 
+import codecs
 import json
 import zlib
 from collections.abc import Iterator
@@ -133,6 +134,8 @@ def _read_jsonl(path: Path, source: str) -> Iterator[Document | Reject]:
     line_no = 0
     try:
         for line_no, raw in enumerate(_lines(path), start=1):
+            if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]  # editors on Windows save JSONL with a BOM
             if not raw.strip():
                 continue
             try:
