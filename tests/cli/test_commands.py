@@ -138,7 +138,7 @@ def shell_env(small_corpus: Path, tmp_path: Path) -> dict:
     return env
 
 
-def test_dagster_cli_materializes_a_shard_after_its_category(shell_env: dict, tmp_path: Path):
+def test_dagster_cli_materializes_and_scores_a_shard_after_its_category(shell_env: dict, tmp_path: Path):
     done = _dagster(
         "asset",
         "materialize",
@@ -165,6 +165,11 @@ def test_dagster_cli_materializes_a_shard_after_its_category(shell_env: dict, tm
     assert done.returncode == 0, done.stderr[-3000:]
     table = pq.read_table(tmp_path / "data/windowed_chunks/category=book/shard=00000.parquet")
     assert table.num_rows > 0 and set(table.column("n_tokens").to_pylist()) == {512}
+    done = _dagster("asset", "materialize", "-m", "longattn_assets.definitions",
+                    "--select", "scored_chunks", "--partition", "book|00000", env=shell_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    scores = pq.read_table(tmp_path / "data/scored_chunks/category=book/shard=00000.parquet")
+    assert scores.column("data_id").to_pylist() == table.column("data_id").to_pylist()
 
 
 def test_workspace_definitions_validate(shell_env: dict):
