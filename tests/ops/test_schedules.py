@@ -1,0 +1,115 @@
+"""Schedule ticks: every missing or stale shard is requested once, current shards never."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from longattn_assets.partitions import shard_partitions
+from longattn_assets.schedules import PLANNED_TAG, SHARDS_JOB, build_schedules, jobs
+from longattn_assets.resources import Windowing
+from tests.ops.helpers import ASSETS, ingest, resources
+from tests.ops.tiny import TINY_WINDOW, tiny_corpus
+
+SHARDS = shard_partitions.get_partition_keys()
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    root = tmp_path / "data"
+    small_corpus = tiny_corpus(tmp_path / "input")
+    res = resources(root, small_corpus) | {"windowing": Windowing(window_size=TINY_WINDOW)}
+    defs = dg.Definitions(
+        assets=ASSETS,
+        jobs=jobs,
+        schedules=build_schedules(["code", "book"], "0 2 * * *", scoring_on_slurm=False),
+        resources=res,
+    )
+    with dg.instance_for_test() as instance:
+        yield defs, instance, root, small_corpus, res
+
+
+def tick(defs: dg.Definitions, instance: dg.DagsterInstance, res: dict, category: str):
+    schedule = defs.resolve_schedule_def(f"{category}_shards")
+    with dg.build_schedule_context(
+        instance=instance, resources=res, repository_def=defs.get_repository_def()
+    ) as context:
+        return schedule.evaluate_tick(context)
+
+
+def run_all(defs: dg.Definitions, instance: dg.DagsterInstance, requests) -> None:
+    job = defs.resolve_job_def(SHARDS_JOB)
+    for request in requests:
+        tags = {**request.tags, "dagster/run_key": request.run_key}
+        result = job.execute_in_process(
+            partition_key=request.partition_key,
+            asset_selection=request.asset_selection,
+            instance=instance,
+            tags=tags,
+        )
+        assert result.success
+
+
+def requested(data) -> list[tuple[str, tuple[str, ...]]]:
+    return sorted(
+        (str(r.partition_key), tuple(k.to_user_string() for k in r.asset_selection)) for r in data.run_requests
+    )
+
+
+def test_first_tick_requests_every_shard_and_second_tick_nothing(setup):
+    defs, instance, root, input_dir, res = setup
+    ingest("code", root, input_dir)
+
+    first = tick(defs, instance, res, "code")
+    assert requested(first) == [(f"code|{s}", ("windowed_chunks", "scored_chunks")) for s in SHARDS]
+    assert len({r.run_key for r in first.run_requests}) == len(SHARDS)
+    book = tick(defs, instance, res, "book")
+    assert not book.run_requests and "current or already requested" in book.skip_message
+
+    # Until the runs happen, a tick requests the same keys again; Dagster keeps one run per key
+    # within a tick, and the runs' tags make later ticks skip them.
+    assert requested(tick(defs, instance, res, "code")) == requested(first)
+    run_all(defs, instance, first.run_requests)
+    for shard in SHARDS:
+        assert (root / "scored_chunks" / "category=code" / f"shard={shard}.parquet").is_file()
+
+    second = tick(defs, instance, res, "code")
+    assert not second.run_requests
+    assert instance.get_runs_count(dg.RunsFilter(tags={PLANNED_TAG: first.run_requests[0].tags[PLANNED_TAG]})) == 1
+
+
+def test_stale_shards_are_requested_with_only_the_assets_they_need(setup):
+    defs, instance, root, input_dir, res = setup
+    ingest("code", root, input_dir)
+    run_all(defs, instance, tick(defs, instance, res, "code").run_requests)
+    assert not tick(defs, instance, res, "code").run_requests
+
+    raw = root / "raw_corpus" / "category=code" / f"shard={SHARDS[2]}.parquet"
+    later = os.stat(root / "scored_chunks" / "category=code" / f"shard={SHARDS[2]}.parquet").st_mtime + 5
+    os.utime(raw, (later, later))  # raw_corpus rewritten after the windows were cut
+    (root / "scored_chunks" / "category=code" / f"shard={SHARDS[1]}.parquet").unlink()
+
+    stale = tick(defs, instance, res, "code")
+    assert requested(stale) == [
+        (f"code|{SHARDS[1]}", ("scored_chunks",)),
+        (f"code|{SHARDS[2]}", ("windowed_chunks", "scored_chunks")),
+    ]
+    old_keys = {r.run_key for r in tick(defs, instance, res, "code").run_requests}
+    assert old_keys == {r.run_key for r in stale.run_requests}
+
+    run_all(defs, instance, stale.run_requests)
+    assert not tick(defs, instance, res, "code").run_requests
+
+
+def test_a_run_not_finished_yet_claims_its_shard_for_later_ticks(setup):
+    defs, instance, root, input_dir, res = setup
+    ingest("code", root, input_dir)
+    first = tick(defs, instance, res, "code")
+    queued = first.run_requests[0]
+    job = defs.resolve_job_def(SHARDS_JOB)
+    instance.create_run_for_job(
+        job, tags={**queued.tags, "dagster/run_key": queued.run_key}, status=dg.DagsterRunStatus.STARTED
+    )
+    later = tick(defs, instance, res, "code")
+    assert {r.run_key for r in later.run_requests} == {r.run_key for r in first.run_requests[1:]}
