@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from longattn_assets.partitions import shard_partitions
-from longattn_assets.schedules import PLANNED_TAG, SHARDS_JOB, build_schedules, jobs
 from longattn_assets.resources import Windowing
+from longattn_assets.schedules import PLANNED_TAG, SHARDS_JOB, build_schedules, jobs
 from tests.ops.helpers import ASSETS, ingest, resources
 from tests.ops.tiny import TINY_WINDOW, tiny_corpus
 
