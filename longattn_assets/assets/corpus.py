@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ..corpus.ingest import REJECTS, REJECTS_FILE, ingest_category
+from ..corpus.ingest import REJECTS, REJECTS_FILE, ingest_category, unconfigured_folders
 from ..partitions import category_partitions, shard_partitions
 from ..progress import Throttle
 from ..resources import CorpusInput, DataRoot
@@ -32,6 +32,12 @@ def raw_corpus(
         log(f"{category}: read {rows:,} rows ({rejects:,} rejected so far)")
 
     stats = ingest_category(corpus_input.path, category, layout, num_shards, progress)
+    unknown = unconfigured_folders(corpus_input.path, category_partitions.get_partition_keys())
+    if unknown:
+        context.log.warning(
+            f"input folders {unknown} under {corpus_input.path} match no configured category "
+            "(LONGATTN_CATEGORIES); their files are not ingested"
+        )
     context.log.info(
         f"{category}: {stats.documents:,} documents in {num_shards} shards, "
         f"{stats.rejects:,} rejected, {stats.seconds:.1f}s"
@@ -45,8 +51,11 @@ def raw_corpus(
             "duplicates": stats.duplicates,
             "reject_reasons": dg.MetadataValue.json(stats.reject_reasons),
             "documents_per_shard": dg.MetadataValue.json(stats.shard_documents),
-            "rejects_file": dg.MetadataValue.path(str(layout.category_file(REJECTS, category, REJECTS_FILE))),
+            "rejects_file": dg.MetadataValue.path(
+                str(layout.category_file(REJECTS, category, REJECTS_FILE))
+            ),
             "shards_dir": dg.MetadataValue.path(str(layout.category_dir("raw_corpus", category))),
             "seconds": round(stats.seconds, 3),
+            "unconfigured_input_folders": dg.MetadataValue.json(unknown),
         }
     )

@@ -21,7 +21,9 @@ class MissingInputError(FileNotFoundError):
 def input_files(input_dir: Path, category: str) -> list[Path]:
     folder = input_dir / category
     if not folder.is_dir():
-        known = sorted(p.name for p in input_dir.iterdir() if p.is_dir()) if input_dir.is_dir() else []
+        known = (
+            sorted(p.name for p in input_dir.iterdir() if p.is_dir()) if input_dir.is_dir() else []
+        )
         raise MissingInputError(
             f"no input folder for category {category!r}: expected {folder} "
             f"(folders found under {input_dir}: {known or 'none'})"
@@ -30,6 +32,17 @@ def input_files(input_dir: Path, category: str) -> list[Path]:
     if not files:
         raise MissingInputError(f"input folder {folder} holds no files")
     return files
+
+
+def unconfigured_folders(input_dir: Path, categories: list[str]) -> list[str]:
+    """Sub-folders of the input dir that no configured category reads: said, never silently skipped."""
+    if not input_dir.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in input_dir.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in categories
+    )
 
 
 def _records(folder: Path, files: list[Path]) -> Iterator[Document | Reject]:

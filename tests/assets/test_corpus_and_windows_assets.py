@@ -25,11 +25,13 @@ def test_materialize_raw_corpus_and_windows_for_one_partition(small_corpus: Path
     root = tmp_path / "data"
     with open(small_corpus / "code" / "part-1.jsonl", "a", encoding="utf-8") as f:
         f.write('{"content": broken\n{"content": ""}\n')
+    (small_corpus / "poetry").mkdir()  # a folder no configured category reads
     res = resources(root, small_corpus)
     result = dg.materialize([raw_corpus], partition_key="code", resources=res)
     assert result.success
     meta = result.asset_materializations_for_node("raw_corpus")[0].metadata
     assert meta["documents"].value == 24 and meta["rejects"].value == 2
+    assert meta["unconfigured_input_folders"].value == ["poetry"]
     shards = sorted((root / "raw_corpus" / "category=code").glob("shard=*.parquet"))
     assert [p.name for p in shards] == [
         f"shard={k}.parquet" for k in shard_partitions.get_partition_keys()
