@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .source import ModelNotFoundError, ModelSource, file_identity, resolve_model
+from .source import ModelFileError, ModelNotFoundError, ModelSource, file_identity, resolve_model
 
 logger = logging.getLogger("longattn_assets")
 
@@ -30,10 +30,6 @@ GGUF_TENSORS = (
     "blk.0.attn_q.weight",
     "blk.0.attn_k.weight",
 )
-
-
-class ModelFileError(ValueError):
-    """A model file that exists but cannot be read as what it claims to be."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,10 @@ class ModelNotFoundError(FileNotFoundError):
     """A model spec that names nothing on this machine."""
 
 
+class ModelFileError(ValueError):
+    """A model file that exists but cannot be read as what it claims to be."""
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a model's files are: ``kind`` is ``gguf`` (one file) or ``hf`` (a directory)."""

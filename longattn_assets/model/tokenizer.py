@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 
 from .. import settings
 from ..storage import write_text
-from .source import ModelSource, file_identity, resolve_model
+from .source import ModelFileError, ModelSource, file_identity, resolve_model
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,13 @@ def fingerprint_of(tokenizer: Tokenizer) -> str:
 def _convert_with_transformers(source: ModelSource) -> tuple[str, dict]:
     from transformers import AutoTokenizer
 
-    if source.kind == "gguf":
-        tok = AutoTokenizer.from_pretrained(str(source.path.parent), gguf_file=source.path.name)
-    else:
-        tok = AutoTokenizer.from_pretrained(str(source.path), trust_remote_code=False)
+    try:
+        if source.kind == "gguf":
+            tok = AutoTokenizer.from_pretrained(str(source.path.parent), gguf_file=source.path.name)
+        else:
+            tok = AutoTokenizer.from_pretrained(str(source.path), trust_remote_code=False)
+    except Exception as exc:  # a damaged file surfaces as numpy, struct or transformers errors
+        raise ModelFileError(f"{source.path} is not a readable model file (its tokenizer: {exc})") from exc
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is None:
         raise ValueError(f"tokenizer of {source.spec} has no fast (tokenizers) backend")
