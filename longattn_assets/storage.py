@@ -8,6 +8,7 @@ folder and renamed into place, so a reader never sees a partial file.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TMP_PREFIX = ".tmp-"
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 class UnsafeKeyError(ValueError):
@@ -128,6 +130,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, final)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:  # pyarrow's message names no file: say which one
+            raise OSError(exc.errno, f"no space left to write {final} (nothing was put in its place): {exc}") from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
