@@ -113,3 +113,26 @@ def test_a_run_not_finished_yet_claims_its_shard_for_later_ticks(setup):
     )
     later = tick(defs, instance, res, "code")
     assert {r.run_key for r in later.run_requests} == {r.run_key for r in first.run_requests[1:]}
+
+
+def test_with_slurm_windows_run_locally_and_scoring_goes_to_one_array_run(tmp_path: Path):
+    root = tmp_path / "data"
+    res = resources(root, tmp_path / "input")
+    for asset in ("raw_corpus", "windowed_chunks"):
+        for shard in SHARDS[:2]:
+            path = root / asset / "category=code" / f"shard={shard}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x")
+    (root / "raw_corpus" / "category=code" / f"shard={SHARDS[2]}.parquet").write_bytes(b"x")
+    defs = dg.Definitions(
+        assets=ASSETS, jobs=jobs, schedules=build_schedules(["code"], "0 2 * * *", scoring_on_slurm=True), resources=res
+    )
+    with dg.instance_for_test() as instance:
+        local = tick(defs, instance, res, "code")
+        assert requested(local) == [(f"code|{SHARDS[2]}", ("windowed_chunks",))]
+        schedule = defs.resolve_schedule_def("code_slurm_scoring")
+        with dg.build_schedule_context(instance=instance, resources=res, repository_def=defs.get_repository_def()) as context:
+            slurm = schedule.evaluate_tick(context)
+    [request] = slurm.run_requests
+    assert request.run_config["ops"]["score_shards_on_slurm"]["config"] == {"category": "code", "shards": SHARDS[:2]}
+    assert [t.split("@")[0] for t in request.tags[PLANNED_TAG].split()] == SHARDS[:2]
