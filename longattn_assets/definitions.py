@@ -2,24 +2,33 @@
 
 import dagster as dg
 
+from . import schedules, sensors
 from .assets.corpus import raw_corpus
 from .assets.scoring import scored_chunks
 from .assets.selection import longabc_dataset, longabc_report
 from .assets.windows import windowed_chunks
 from .jobs import jobs
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
+from .slurm.resource import SlurmScoring
 
 assets = [raw_corpus, windowed_chunks, scored_chunks, longabc_dataset, longabc_report]
 
 
 def default_resources() -> dict:
-    """Resources configured from the environment (see settings.py)."""
+    """Resources configured from the environment (see settings.py and slurm/settings.py)."""
     return {
         "data_root": DataRoot(),
         "corpus_input": CorpusInput(),
         "windowing": Windowing(),
         "attention_scorer": AttentionScorer(),
+        "slurm_scoring": SlurmScoring(),
     }
 
 
-defs = dg.Definitions(assets=assets, jobs=jobs, resources=default_resources())
+defs = dg.Definitions(
+    assets=assets,
+    jobs=[*jobs, *schedules.jobs],
+    schedules=schedules.schedules,
+    sensors=sensors.sensors,
+    resources=default_resources(),
+)

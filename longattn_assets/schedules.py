@@ -24,15 +24,16 @@ from pathlib import Path
 
 import dagster as dg
 
-from .assets.scoring import SCORED_CHUNKS, scored_chunks
+from .assets.scoring import SCORED_CHUNKS
 from .assets.slurm_scoring import slurm_score_category
-from .assets.windows import WINDOWED_CHUNKS, windowed_chunks
+from .assets.windows import WINDOWED_CHUNKS
+from .jobs import shard_job
 from .partitions import CATEGORY, SHARD, category_partitions, shard_partitions
 from .resources import DataRoot
 from .slurm.settings import slurm_enabled
 from .storage import DataLayout
 
-SHARDS_JOB = "category_shards"
+SHARDS_JOB = shard_job.name
 CATEGORY_TAG = "longattn/category"
 PLANNED_TAG = "longattn/planned"
 RUN_KEY_TAG = "dagster/run_key"
@@ -130,18 +131,11 @@ def slurm_run_request(category: str, works: Sequence[ShardWork]) -> dg.RunReques
     )
 
 
-category_shards_job = dg.define_asset_job(
-    SHARDS_JOB,
-    selection=dg.AssetSelection.assets(windowed_chunks, scored_chunks),
-    description="windowed_chunks then scored_chunks for one category|shard partition.",
-)
-
-
 def shard_schedule(category: str, cron: str, scoring_on_slurm: bool) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"{category}_shards",
         cron_schedule=cron,
-        job=category_shards_job,
+        job=shard_job,
         description=f"Materialize every missing or stale shard of {category!r}.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext, data_root: DataRoot):
@@ -186,4 +180,4 @@ def build_schedules(
 
 
 schedules = build_schedules(category_partitions.get_partition_keys(), schedule_cron(), slurm_enabled())
-jobs = [category_shards_job, slurm_score_category]
+jobs = [slurm_score_category]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from .assets.corpus import raw_corpus
+from .jobs import ingest_job
 from .partitions import category_partitions
 from .resources import CorpusInput
 
@@ -34,17 +34,10 @@ def input_fingerprint(folder: Path) -> str | None:
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16] if entries else None
 
 
-raw_corpus_job = dg.define_asset_job(
-    "ingest_category",
-    selection=dg.AssetSelection.assets(raw_corpus),
-    description="raw_corpus for one category.",
-)
-
-
 def input_sensor(category: str) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{category}_new_inputs",
-        job=raw_corpus_job,
+        job=ingest_job,
         minimum_interval_seconds=MIN_INTERVAL_S,
         description=f"Ingest {category!r} again when its input folder changes.",
     )
@@ -63,4 +56,3 @@ def input_sensor(category: str) -> dg.SensorDefinition:
 
 
 sensors = [input_sensor(c) for c in category_partitions.get_partition_keys()]
-jobs = [raw_corpus_job]

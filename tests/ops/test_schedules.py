@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from longattn_assets.jobs import shard_job
 from longattn_assets.partitions import shard_partitions
 from longattn_assets.resources import Windowing
 from longattn_assets.schedules import PLANNED_TAG, SHARDS_JOB, build_schedules, jobs
@@ -22,7 +23,7 @@ def setup(tmp_path: Path):
     res = resources(root, small_corpus) | {"windowing": Windowing(window_size=TINY_WINDOW)}
     defs = dg.Definitions(
         assets=ASSETS,
-        jobs=jobs,
+        jobs=[shard_job, *jobs],
         schedules=build_schedules(["code", "book"], "0 2 * * *", scoring_on_slurm=False),
         resources=res,
     )
@@ -125,7 +126,7 @@ def test_with_slurm_windows_run_locally_and_scoring_goes_to_one_array_run(tmp_pa
             path.write_bytes(b"x")
     (root / "raw_corpus" / "category=code" / f"shard={SHARDS[2]}.parquet").write_bytes(b"x")
     defs = dg.Definitions(
-        assets=ASSETS, jobs=jobs, schedules=build_schedules(["code"], "0 2 * * *", scoring_on_slurm=True), resources=res
+        assets=ASSETS, jobs=[shard_job, *jobs], schedules=build_schedules(["code"], "0 2 * * *", scoring_on_slurm=True), resources=res
     )
     with dg.instance_for_test() as instance:
         local = tick(defs, instance, res, "code")

@@ -6,14 +6,15 @@ from pathlib import Path
 import dagster as dg
 
 from longattn_assets.assets.corpus import raw_corpus
+from longattn_assets.jobs import ingest_job
 from longattn_assets.resources import CorpusInput, DataRoot
-from longattn_assets.sensors import input_sensor, jobs
+from longattn_assets.sensors import input_sensor
 
 
 def evaluate(sensor: dg.SensorDefinition, input_dir: Path, cursor: str | None):
     resources = {"corpus_input": CorpusInput(input_dir=str(input_dir))}
     all_resources = {**resources, "data_root": DataRoot(root=str(input_dir / "data"))}
-    repo = dg.Definitions(assets=[raw_corpus], jobs=jobs, sensors=[sensor], resources=all_resources).get_repository_def()
+    repo = dg.Definitions(assets=[raw_corpus], jobs=[ingest_job], sensors=[sensor], resources=all_resources).get_repository_def()
     with dg.build_sensor_context(cursor=cursor, resources=resources, repository_def=repo) as context:
         return sensor.evaluate_tick(context)
 
