@@ -3,7 +3,9 @@
 Statistics are taken over every shard of a category at once (never per shard, which is
 what the authors' code does by accident: see DESIGN.md 1.3). They are computed with one
 DuckDB thread so the floating-point sums run in one fixed order and a rerun gives the
-same bits, and then bound into the ranking query as constants.
+same bits, and then bound into the ranking query as constants. The rows are summed in
+data_id order, so the shard count and file order (which decide the read order) do not
+change a bit of the statistics either.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ class ScoreStats:
 
 
 def category_stats(con: duckdb.DuckDBPyConnection, relation: str) -> ScoreStats:
-    """n, total tokens and mean / sample std / min / max of ds and du over ``relation``."""
+    """n, total tokens and mean / sample std / min / max of ds and du over ``relation``.
+
+    ``relation`` has columns data_id, n_tokens, ds and du.
+    """
     con.execute("SET threads = 1")
     try:
         row = con.execute(
@@ -44,7 +49,7 @@ def category_stats(con: duckdb.DuckDBPyConnection, relation: str) -> ScoreStats:
             SELECT count(*), coalesce(sum(n_tokens), 0),
                    avg(ds), stddev_samp(ds), min(ds), max(ds),
                    avg(du), stddev_samp(du), min(du), max(du)
-            FROM {relation}
+            FROM (SELECT n_tokens, ds, du FROM {relation} ORDER BY data_id)
             """
         ).fetchall()[0]
     finally:
