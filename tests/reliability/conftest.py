@@ -8,6 +8,7 @@ import pytest
 from tests.corpus_fixtures import stdlib_sources, write_jsonl
 
 KILL_WINDOW = 256
+RESUME_CHUNK = 4
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +41,20 @@ def cpu_scorer():
     from longattn_assets.scoring.factory import build_scorer
 
     return build_scorer(None, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory, code_input: Path) -> tuple[Path, dict[str, float], dict[str, str]]:
+    """Every stage run once, uninterrupted, each as a child process (code, shard 00000).
+
+    Returns the root, each step's seconds (from its STEP_START) and every file's digest.
+    """
+    from .kill.harness import ORDER, run_child, stage_command
+    from .pipeline import snapshot
+
+    root = tmp_path_factory.mktemp("reference")
+    seconds = {}
+    for stage in ORDER:
+        code, seconds[stage] = run_child(stage_command(stage, root, code_input, KILL_WINDOW, RESUME_CHUNK))
+        assert code == 0
+    return root, seconds, snapshot(root)

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from ..conftest import KILL_WINDOW
+from ..conftest import KILL_WINDOW, RESUME_CHUNK
 from ..pipeline import materialize, snapshot
 from ..record import record
 from .harness import (
@@ -33,19 +33,7 @@ from .harness import (
 
 SEED = 2502_16860
 KILLS = 3
-RESUME_CHUNK = 4
 UNIQUE_KEY = {"raw_corpus": "doc_hash", "windowed_chunks": "data_id", "scored_chunks": "data_id"}
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, code_input: Path) -> tuple[Path, dict[str, float], dict[str, str]]:
-    """Every stage run once, uninterrupted: the root, each step's seconds and the files' digests."""
-    root = tmp_path_factory.mktemp("reference")
-    seconds = {}
-    for stage in ORDER:
-        code, seconds[stage] = run_child(stage_command(stage, root, code_input, KILL_WINDOW, RESUME_CHUNK))
-        assert code == 0
-    return root, seconds, snapshot(root)
 
 
 def _assert_no_duplicates(root: Path) -> None:
