@@ -37,7 +37,7 @@ def run_child(
     kill_after: float | None = None,
     *,
     kill_when: Callable[[], bool] | None = None,
-    marker: str = STARTED,
+    marker: str | None = STARTED,
 ) -> tuple[int, float]:
     """Run ``command``; ``kill_after`` seconds after ``marker`` shows on stderr, SIGKILL it.
 
@@ -59,7 +59,7 @@ def run_child(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    while not seen.wait(0.05):
+    while marker is not None and not seen.wait(0.05):
         if child.poll() is not None:
             break
     started = time.perf_counter()
