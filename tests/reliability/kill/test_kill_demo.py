@@ -46,7 +46,7 @@ def test_demo_killed_twice_then_rerun_gives_the_uninterrupted_files(code_input: 
     rng = random.Random(2502_16860)
     kills = 0
     for _ in range(KILLS):
-        code, _ = run_child(demo_command(root, code_input), kill_after=rng.uniform(0.3, 0.9) * seconds, marker=None)
+        code, _ = run_child(demo_command(root, code_input), kill_after=rng.uniform(0.2, 0.5) * seconds, marker=None)
         kills += code == KILLED
         visible = snapshot(root)
         assert {p for p, digest in visible.items() if expected.get(p) != digest} == set()
