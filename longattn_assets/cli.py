@@ -139,7 +139,14 @@ def _demo(args: argparse.Namespace) -> int:
         f"LongAttn demo: bundled sample corpus, embedded SmolLM2, windows of {args.window_size} tokens"
     )
     print(f"data root: {Path(args.data_root).absolute()}")
-    reports = run_demo(Path(args.data_root), window_size=args.window_size, device=args.device)
+    categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    reports = run_demo(
+        Path(args.data_root),
+        window_size=args.window_size,
+        input_dir=Path(args.input_dir),
+        device=args.device,
+        categories=categories,
+    )
     print("\nreports (open in a browser):")
     for category, path in reports.items():
         print(f"  {category}: {path}")
@@ -151,6 +158,12 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default="longattn-demo")
     p.add_argument("--window-size", type=int, default=settings.DEMO_WINDOW_SIZE)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--input-dir", default=str(settings.SAMPLE_CORPUS_DIR), help="default: the bundled sample"
+    )
+    p.add_argument(
+        "--categories", default=None, help="comma-separated subset of the configured categories"
+    )
     p.set_defaults(func=_demo)
 
 
@@ -165,12 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that describe bad input or set-up: said in one line, not as a traceback."""
+    from .corpus.ingest import MissingInputError
+    from .model.source import ModelFileError, ModelNotFoundError
+    from .scoring.windows_file import TokenizerMismatchError
+    from .storage import UnsafeKeyError
+
+    return (MissingInputError, ModelFileError, ModelNotFoundError, TokenizerMismatchError, UnsafeKeyError, OSError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
-    )
-    return args.func(args)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return args.func(args)
+    except _expected_errors() as exc:
+        if args.verbose:
+            raise
+        print(f"longattn: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -177,3 +177,13 @@ def test_workspace_definitions_validate(shell_env: dict):
     done = _dagster("definitions", "validate", "-w", "workspace.yaml", env=shell_env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "passed validation" in done.stderr + done.stdout
+
+
+def test_bad_model_and_unsafe_category_are_one_line_errors(tmp_path: Path, capsys):
+    windows = tmp_path / "w.parquet"
+    assert main(["score", str(windows), "--output", str(tmp_path / "s.parquet"), "--model", "/nope/m.gguf"]) == 2
+    assert capsys.readouterr().err.strip() == "longattn: error: GGUF model file /nope/m.gguf does not exist"
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "x"}])
+    assert main(["window", str(source), "--category", "../etc", "--output", str(windows)]) == 2
+    assert "category key '../etc' is not allowed" in capsys.readouterr().err
+    assert not windows.exists()
