@@ -138,36 +138,18 @@ def shell_env(small_corpus: Path, tmp_path: Path) -> dict:
     return env
 
 
+def _materialize(select: str, partition: str, env: dict) -> None:
+    done = _dagster("asset", "materialize", "-m", "longattn_assets.definitions",
+                    "--select", select, "--partition", partition, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_dagster_cli_materializes_and_scores_a_shard_after_its_category(shell_env: dict, tmp_path: Path):
-    done = _dagster(
-        "asset",
-        "materialize",
-        "-m",
-        "longattn_assets.definitions",
-        "--select",
-        "raw_corpus",
-        "--partition",
-        "book",
-        env=shell_env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    done = _dagster(
-        "asset",
-        "materialize",
-        "-m",
-        "longattn_assets.definitions",
-        "--select",
-        "windowed_chunks",
-        "--partition",
-        "book|00000",
-        env=shell_env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _materialize("raw_corpus", "book", shell_env)
+    _materialize("windowed_chunks", "book|00000", shell_env)
     table = pq.read_table(tmp_path / "data/windowed_chunks/category=book/shard=00000.parquet")
     assert table.num_rows > 0 and set(table.column("n_tokens").to_pylist()) == {512}
-    done = _dagster("asset", "materialize", "-m", "longattn_assets.definitions",
-                    "--select", "scored_chunks", "--partition", "book|00000", env=shell_env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _materialize("scored_chunks", "book|00000", shell_env)
     scores = pq.read_table(tmp_path / "data/scored_chunks/category=book/shard=00000.parquet")
     assert scores.column("data_id").to_pylist() == table.column("data_id").to_pylist()
 
