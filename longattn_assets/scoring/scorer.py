@@ -8,6 +8,7 @@ or padding and a window scores the same alone or in any batch.
 from __future__ import annotations
 
 import logging
+import os
 import resource
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def _triton_interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or (
         isinstance(exc, RuntimeError) and "out of memory" in str(exc)
@@ -68,8 +73,10 @@ class Layer0Scorer:
             raise ValueError("the CPU scorer computes in float32 only")
         if kernel not in {"auto", "torch", "triton"}:
             raise ValueError(f"kernel must be 'auto', 'torch' or 'triton', not {kernel!r}")
-        if kernel == "triton" and self.device.type != "cuda":
-            raise ValueError("the triton kernel needs a CUDA device")
+        if kernel == "triton" and self.device.type != "cuda" and not _triton_interpreted():
+            raise ValueError(
+                "the triton kernel needs a CUDA device (or TRITON_INTERPRET=1, Triton's CPU interpreter)"
+            )
         self.block_size = block_size
         self.batch_tokens = batch_tokens
         self.weights = weights

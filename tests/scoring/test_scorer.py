@@ -102,7 +102,8 @@ def test_out_of_vocabulary_ids_are_refused(scorer):
         scorer.score([[5, 49152]])
 
 
-def test_cpu_refuses_half_precision_and_triton(smollm2_weights):
+def test_cpu_refuses_half_precision_and_triton(smollm2_weights, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # tests/triton sets it for its own tests
     with pytest.raises(ValueError, match="float32"):
         Layer0Scorer(smollm2_weights, device="cpu", dtype=torch.bfloat16, bos_token_id=1)
     with pytest.raises(ValueError, match="CUDA"):
