@@ -62,6 +62,7 @@ def _score(args: argparse.Namespace) -> int:
         block_size=args.block_size,
         add_bos=not args.no_bos,
         rope_theta=args.rope_theta,
+        rope_scaling=json.loads(args.rope_scaling) if args.rope_scaling else None,
         kernel=args.kernel,
     )
 
@@ -86,6 +87,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--block-size", type=int, default=512)
     p.add_argument("--kernel", default="auto", choices=["auto", "torch", "triton"])
     p.add_argument("--rope-theta", type=float, default=None, help="override the model's rope_theta")
+    p.add_argument("--rope-scaling", default=None, help='override rope scaling, JSON: {"rope_type": "linear", "factor": 4}')
     p.add_argument("--no-bos", action="store_true", help="do not prepend the BOS token")
     p.set_defaults(func=_score)
 

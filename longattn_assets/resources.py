@@ -7,6 +7,7 @@ eager load there would pay the cost even for steps that never score.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +59,7 @@ class AttentionScorer(dg.ConfigurableResource):
     block_size: int = 512
     add_bos: bool = True
     rope_theta: float | None = None
+    rope_scaling: str | None = None  # JSON, e.g. {"rope_type": "linear", "factor": 4.0}
     kernel: str = "auto"
     # Windows scored between two saved parts: a killed step redoes at most this many.
     resume_chunk_windows: int = 256
@@ -86,6 +88,7 @@ class AttentionScorer(dg.ConfigurableResource):
                 block_size=self.block_size,
                 add_bos=self.add_bos,
                 rope_theta=self.rope_theta,
+                rope_scaling=json.loads(self.rope_scaling) if self.rope_scaling else None,
                 kernel=self.kernel,
             )
             self._scorer_device = device

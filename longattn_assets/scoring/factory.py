@@ -34,11 +34,12 @@ def build_scorer(
     block_size: int = 512,
     add_bos: bool = True,
     rope_theta: float | None = None,
+    rope_scaling: dict | None = None,
     kernel: str = "auto",
 ) -> Layer0Scorer:
     source = resolve_model(model)
     tokenizer = load_tokenizer(source)
-    weights = load_layer0(source, rope_theta=rope_theta)
+    weights = load_layer0(source, rope_theta=rope_theta, rope_scaling=rope_scaling)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     scorer = Layer0Scorer(

@@ -169,3 +169,23 @@ def test_bad_model_and_unsafe_category_are_one_line_errors(tmp_path: Path, capsy
     assert main(["window", str(source), "--category", "../etc", "--output", str(windows)]) == 2
     assert "category key '../etc' is not allowed" in capsys.readouterr().err
     assert not windows.exists()
+
+
+def test_rope_overrides_change_scores_and_model_fingerprint(tmp_path: Path, capsys):
+    rows = [{"id": name, "text": text} for name, text in stdlib_sources(2, min_chars=8_000)]
+    windows = tmp_path / "w.parquet"
+    main(["window", str(write_jsonl(tmp_path / "in.jsonl", rows)), "--category", "code",
+          "--output", str(windows), "--window-size", "512"])  # fmt: skip
+    outputs = {}
+    for name, extra in {
+        "model": [],
+        "theta": ["--rope-theta", "10000"],
+        "scaling": ["--rope-scaling", '{"rope_type": "linear", "factor": 4.0}'],
+    }.items():
+        out = tmp_path / f"{name}.parquet"
+        assert main(["score", str(windows), "--output", str(out), "--device", "cpu", *extra]) == 0
+        outputs[name] = pq.read_table(out, columns=["ds", "model"]).to_pydict()
+    fingerprints = {name: set(table["model"]) for name, table in outputs.items()}
+    assert all(len(f) == 1 for f in fingerprints.values())
+    assert len(set.union(*fingerprints.values())) == 3
+    assert outputs["theta"]["ds"] != outputs["model"]["ds"] != outputs["scaling"]["ds"]
