@@ -4,13 +4,10 @@ import multiprocessing as mp
 from pathlib import Path
 
 import dagster as dg
-import pytest
-import yaml
 
 from longattn_assets.assets.windows import windowed_chunks
 from tests.ops.helpers import ASSETS, ingest, resources
 
-DEPLOY_YAML = Path(__file__).resolve().parents[2] / "deploy" / "dagster-postgres.yaml"
 KEYS = ["code|00000", "code|00001", "code|00002"]
 
 
@@ -21,15 +18,6 @@ def materialize_windows(ref, root: str, input_dir: str, key: str) -> None:
             resources=resources(Path(root), Path(input_dir)), instance=instance,
         )
     raise SystemExit(0 if result.success else 1)
-
-
-@pytest.fixture
-def postgres_instance(postgres_db: dict, monkeypatch: pytest.MonkeyPatch):
-    for name, key in [("HOST", "hostname"), ("PORT", "port"), ("USER", "username"), ("PASSWORD", "password")]:
-        monkeypatch.setenv(f"DAGSTER_PG_{name}", str(postgres_db[key]))
-    monkeypatch.setenv("DAGSTER_PG_DB", postgres_db["db_name"])
-    with dg.instance_for_test(overrides=yaml.safe_load(DEPLOY_YAML.read_text())) as instance:
-        yield instance
 
 
 def test_concurrent_partition_runs_on_postgres_are_all_recorded(
