@@ -33,5 +33,8 @@ with warnings.catch_warnings():
 
 
 def category_and_shard(context: dg.AssetExecutionContext) -> tuple[str, str]:
-    keys = context.partition_key.keys_by_dimension
+    # A run launched with a partition tag (`dagster job execute --tags`) carries the key as
+    # a plain "category|shard" string rather than a MultiPartitionKey.
+    key = category_shard_partitions.get_partition_key_from_str(str(context.partition_key))
+    keys = key.keys_by_dimension
     return check_key("category", keys[CATEGORY]), check_key("shard", keys[SHARD])
