@@ -25,6 +25,7 @@ CHECKS = {
     "windows_have_configured_length": "every window has the configured number of tokens",
     "data_ids_unique": "data_ids are unique within the category",
     "scores_finite": "no NaN or infinite ds/du",
+    "scores_from_one_model": "every score comes from the same model weights and rope settings",
     "ds_within_unit_interval": "ds lies in [0, 1]",
     "selection_follows_rule": "the kept windows are the top of the LDS ranking, sized by the rule",
 }
@@ -98,13 +99,17 @@ def longabc_dataset(
         raise dg.Failure(f"no scored_chunks for category {category!r}: score its shards first")
     out_dir = layout.category_dir(LONGABC_DATASET, category)
     settings = config.settings()
+    models = checks.one_model(scores_glob)
     summary = export_category(
         windows_glob,
         scores_glob,
         out_dir,
         category=category,
         settings=settings,
-        extra_settings={"window_size": windowing.window_size},
+        extra_settings={
+            "window_size": windowing.window_size,
+            "model": ", ".join(models[1]["models"]),
+        },
     )
     context.log.info(
         f"{category}: kept {summary.kept:,} of {summary.n:,} windows "
@@ -128,6 +133,7 @@ def longabc_dataset(
     )
     yield _check_result("data_ids_unique", checks.data_ids_unique(windows_glob))
     yield _check_result("scores_finite", checks.scores_finite(scores_glob))
+    yield _check_result("scores_from_one_model", models)
     yield _check_result("ds_within_unit_interval", checks.ds_in_unit_interval(scores_glob))
     yield _check_result(
         "selection_follows_rule",

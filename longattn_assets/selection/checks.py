@@ -71,6 +71,19 @@ def scores_finite(scores_glob: str) -> CheckResult:
     return count == 0, {"windows": n, "not_finite": count, "examples": examples or []}
 
 
+def one_model(scores_glob: str) -> CheckResult:
+    """Every score of the category comes from the same model weights and rope settings.
+
+    Scores of different models are on different scales; normalizing them together would
+    rank windows by which model scored them.
+    """
+    with duck.connect() as con:
+        rows = con.execute(
+            f"SELECT model, count(*) FROM {duck.parquet(scores_glob)} GROUP BY model ORDER BY model"
+        ).fetchall()
+    return len(rows) <= 1, {"models": {model: count for model, count in rows}}
+
+
 def ds_in_unit_interval(scores_glob: str, slack: float = 1e-9) -> CheckResult:
     """ds is a share of attention mass over L rows, so it lies in [0, 1] (up to rounding)."""
     outside = f"(ds < {-slack!r} OR ds > {1 + slack!r})"

@@ -83,6 +83,7 @@ def test_selection_report_and_checks(scored_root):
             "windows_have_configured_length",
             "data_ids_unique",
             "scores_finite",
+            "scores_from_one_model",
             "ds_within_unit_interval",
             "selection_follows_rule",
         ],
@@ -97,6 +98,19 @@ def test_selection_report_and_checks(scored_root):
     report_meta = result.asset_materializations_for_node("longabc_report")[0].metadata
     assert "data:image/png;base64," in report_meta["histograms"].value
     assert (root / "longabc_report/category=code/report.html").is_file()
+
+
+def test_check_fails_when_shards_were_scored_by_different_models(scored_root):
+    root, resources, by_key, _ = scored_root
+    key = dg.MultiPartitionKey({"category": "code", "shard": "00001"})
+    other = resources | {"attention_scorer": AttentionScorer(device="cpu", rope_theta=10000.0)}
+    assert dg.materialize(assets, selection=[by_key["scored_chunks"]], partition_key=key, resources=other).success
+    result = dg.materialize(assets, selection=[by_key["longabc_dataset"]], partition_key="code", resources=resources)
+    evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()}["scores_from_one_model"]
+    assert evaluation.passed is False
+    assert len(evaluation.metadata["models"].value) == 2
+    card = (root / "longabc_dataset/category=code/hf/README.md").read_text()
+    assert all(model in card for model in evaluation.metadata["models"].value)
 
 
 def test_check_fails_when_windows_do_not_have_the_configured_length(scored_root):
