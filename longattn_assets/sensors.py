@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from .corpus.records import category_files
 from .jobs import ingest_job
 from .partitions import category_partitions
 from .resources import CorpusInput
@@ -23,14 +24,17 @@ MIN_INTERVAL_S = 60
 
 
 def input_fingerprint(folder: Path) -> str | None:
-    """Hash of (relative path, size, mtime) of every file under ``folder``; None if empty."""
+    """Hash of (relative path, size, mtime) of the files raw_corpus reads; None if there are none.
+
+    The file list is ingest's own (``category_files``), so the sensor wakes for exactly the
+    files an ingest would read, hidden folders excluded.
+    """
     if not folder.is_dir():
         return None
-    entries = sorted(
-        f"{p.relative_to(folder).as_posix()}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}"
-        for p in folder.rglob("*")
-        if p.is_file() and not p.name.startswith(".")
-    )
+    entries = []
+    for path in category_files(folder):
+        stat = path.stat()
+        entries.append(f"{path.relative_to(folder).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16] if entries else None
 
 

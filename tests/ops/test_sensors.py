@@ -50,3 +50,14 @@ def test_other_categories_files_do_not_trigger(tmp_path: Path):
     (tmp_path / "code" / "x.jsonl").write_text('{"text": "x"}\n')
     result = evaluate(input_sensor("book"), tmp_path, None)
     assert not result.run_requests
+
+
+def test_files_ingest_would_skip_do_not_trigger(tmp_path: Path):
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"text": "one"}\n')
+    first = evaluate(input_sensor("book"), tmp_path, None)
+    (folder / ".partial").mkdir()  # e.g. a copy in progress: ingest never reads hidden folders
+    (folder / ".partial" / "b.jsonl").write_text('{"text": "two"}\n')
+    again = evaluate(input_sensor("book"), tmp_path, first.cursor)
+    assert len(first.run_requests) == 1 and not again.run_requests
