@@ -1,7 +1,10 @@
 """Layer-0 queries and keys of token windows: embed, RMSNorm, q/k projections, RoPE.
 
-A batch of windows is projected with one matmul over all of its tokens (no padding: the
-windows are concatenated), then split back and rotated per window from position 0.
+Each window is projected on its own, from position 0, so nothing about its neighbours in a
+batch (their lengths, the buffer offsets) can reach its numbers. In float32 the arithmetic
+is kernel-independent (``exact``): the RMSNorm sum is a fixed-order tree and the q/k
+projection an exact float64 product of integer-scaled operands, rounded once to float32.
+Half precision (the GPU path) uses the device's own matmul.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import numpy as np
 import torch
 
 from ..model.layer0 import Layer0Weights
+from .exact import IntegerRows, exact_matmul, fixed_order_sum, integer_rows, operand_bits
 from .rope import RotaryEmbedding, apply_rotary
 
 
@@ -42,6 +46,10 @@ class Layer0Projector:
         self.norm_weight = weights.input_layernorm.to(self.device, dtype)
         # q and k in one weight so a batch needs a single matmul.
         self.qk_weight = torch.cat([weights.q_proj, weights.k_proj]).to(self.device, dtype)
+        self._input_bits, weight_bits = operand_bits(self.qk_weight.shape[1])
+        self._qk_integers: IntegerRows | None = None
+        if dtype == torch.float32:
+            self._qk_integers = integer_rows(self.qk_weight, weight_bits)
         self.qk_bias = None
         if weights.q_bias is not None or weights.k_bias is not None:
             zeros_q = torch.zeros(weights.q_proj.shape[0])
@@ -62,41 +70,41 @@ class Layer0Projector:
     def sequence_length(self, window: Sequence[int]) -> int:
         return len(window) + (1 if self.add_bos else 0)
 
-    def _token_tensor(self, windows: Sequence[Sequence[int]]) -> torch.Tensor:
-        pieces = []
-        for window in windows:
-            if self.add_bos:
-                pieces.append(np.array([self.bos_token_id], dtype=np.int64))
-            pieces.append(np.asarray(window, dtype=np.int64))
-        ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+    def _token_tensor(self, window: Sequence[int]) -> torch.Tensor:
+        ids = np.asarray(window, dtype=np.int64)
+        if self.add_bos:
+            ids = np.concatenate([np.array([self.bos_token_id], dtype=np.int64), ids])
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.vocab_size}) for this model")
         return torch.from_numpy(ids).to(self.device)
 
     def _rms_norm(self, hidden: torch.Tensor) -> torch.Tensor:
-        # As LlamaRMSNorm: variance in fp32, weight applied in the compute dtype.
-        h32 = hidden.float()
-        h32 = h32 * torch.rsqrt(h32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.norm_weight * h32.to(self.dtype)
+        # As LlamaRMSNorm (weight applied in the compute dtype), with the mean of squares
+        # summed in a fixed order in float64 and 1/sqrt as two correctly rounded operations.
+        h64 = hidden.double()
+        mean_square = fixed_order_sum(h64 * h64) / hidden.shape[-1]
+        inverse = 1.0 / torch.sqrt(mean_square + self.eps)
+        return self.norm_weight * (h64 * inverse[:, None]).to(self.dtype)
+
+    def _qk(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self._qk_integers is None:
+            return hidden @ self.qk_weight.T
+        return exact_matmul(integer_rows(hidden, self._input_bits), self._qk_integers).float()
 
     @torch.inference_mode()
-    def project(self, windows: Sequence[Sequence[int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per window: q [Hq, L, D] and k [Hkv, L, D] after RoPE, L = window length (+1 for BOS)."""
-        hidden = self._rms_norm(self.embed[self._token_tensor(windows)])
-        qk = hidden @ self.qk_weight.T
+    def project_one(self, window: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """q [Hq, L, D] and k [Hkv, L, D] after RoPE, L = window length (+1 for BOS)."""
+        hidden = self._rms_norm(self.embed[self._token_tensor(window)])
+        qk = self._qk(hidden)
         if self.qk_bias is not None:
             qk = qk + self.qk_bias
+        length = qk.shape[0]
         q_width = self.num_heads * self.head_dim
-        out = []
-        start = 0
-        for window in windows:
-            length = self.sequence_length(window)
-            rows = qk[start : start + length]
-            start += length
-            q = rows[:, :q_width].reshape(length, self.num_heads, self.head_dim).transpose(0, 1)
-            k = rows[:, q_width:].reshape(length, self.num_kv_heads, self.head_dim).transpose(0, 1)
-            cos, sin = self.rotary.cos_sin(length, self.device)
-            out.append(
-                (apply_rotary(q, cos, sin).contiguous(), apply_rotary(k, cos, sin).contiguous())
-            )
-        return out
+        q = qk[:, :q_width].reshape(length, self.num_heads, self.head_dim).transpose(0, 1)
+        k = qk[:, q_width:].reshape(length, self.num_kv_heads, self.head_dim).transpose(0, 1)
+        cos, sin = self.rotary.cos_sin(length, self.device)
+        return apply_rotary(q, cos, sin).contiguous(), apply_rotary(k, cos, sin).contiguous()
+
+    def project(self, windows: Sequence[Sequence[int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`project_one` of each window."""
+        return [self.project_one(window) for window in windows]

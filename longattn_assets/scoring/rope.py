@@ -3,11 +3,17 @@
 Frequencies come from transformers' ``ROPE_INIT_FUNCTIONS`` so every rope type it supports
 (linear, dynamic, yarn, llama3) gives the same inverse frequencies and attention
 scaling as the model would use; the default type is computed here directly.
+
+The float32 tables hold correctly rounded values (``exact.correctly_rounded``): the same
+bits whichever libm or SIMD routine computed them, whatever table length or thread count.
 """
 
 from __future__ import annotations
 
+import mpmath
 import torch
+
+from .exact import correctly_rounded
 
 SUPPORTED_ROPE_TYPES = {"default", "linear", "dynamic", "yarn", "llama3"}
 
@@ -30,8 +36,11 @@ def inverse_frequencies(
     if rope_type not in SUPPORTED_ROPE_TYPES:
         raise ValueError(f"rope type {rope_type!r} is not one of {sorted(SUPPORTED_ROPE_TYPES)}")
     if rope_type == "default":
-        exponents = torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim
-        return 1.0 / (theta**exponents), 1.0
+        exponents = torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim
+        inv_freq = correctly_rounded(
+            lambda e: theta ** (-e), lambda e: mpmath.power(theta, -mpmath.mpf(e)), exponents
+        )
+        return inv_freq, 1.0
 
     from transformers import LlamaConfig
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
@@ -73,10 +82,11 @@ class RotaryEmbedding:
         inv_freq, scale = inverse_frequencies(
             self.head_dim, self.theta, self.scaling, self.max_position_embeddings, length
         )
-        positions = torch.arange(length, dtype=torch.float32, device=device)
-        freqs = positions[:, None] * inv_freq.to(device)[None, :]
-        emb = torch.cat((freqs, freqs), dim=-1)
-        return emb.cos() * scale, emb.sin() * scale
+        positions = torch.arange(length, dtype=torch.float32)
+        freqs = positions[:, None] * inv_freq.float()[None, :]  # float32, as transformers rounds it
+        cos = correctly_rounded(torch.cos, mpmath.cos, freqs) * scale
+        sin = correctly_rounded(torch.sin, mpmath.sin, freqs) * scale
+        return torch.cat((cos, cos), dim=-1).to(device), torch.cat((sin, sin), dim=-1).to(device)
 
     def cos_sin(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """fp32 tables of shape [length, head_dim]."""

@@ -12,13 +12,20 @@ of exp and exp^2. Row blocks start at o, so the masked prefix ends inside exactl
 block per row block. Exponentials are taken base 2 with log2(e) folded into q because
 exp2 is several times faster than exp on CPUs. All query heads that share a kv head are
 stacked into one matmul; working memory is O(heads * block^2) besides q and k.
+
+The scores q k^T are exact float64 products of integer-scaled q and k rows
+(``exact.exact_matmul``) rounded once to float32, so no BLAS kernel choice reaches them.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
+
+from ..numerics import single_threaded
+from .exact import IntegerRows, exact_matmul, integer_rows, operand_bits
 
 
 def _long_range_offset(length: int) -> int:
@@ -44,11 +51,67 @@ def _check_shapes(q: torch.Tensor, k: torch.Tensor) -> tuple[int, int, int, int]
     return hq, hkv, length, dim
 
 
+def _row_block_sums(
+    q_rows: IntegerRows,
+    keys: IntegerRows,
+    r0: int,
+    b: int,
+    length: int,
+    offset: int,
+    block_size: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over query rows [r0, r0 + b) of one kv head's group: (mass / norm, mass_sq / norm^2).
+
+    q_rows holds the group's rows >= offset, [group, L - offset, D]; keys [L, D].
+    """
+    group = q_rows.values.shape[0]
+    device = q_rows.values.device
+    rows = slice(r0 - offset, r0 - offset + b)
+    q_block = IntegerRows(
+        q_rows.values[:, rows].reshape(group * b, -1), q_rows.scale[:, rows].reshape(group * b, 1)
+    )
+    row_index = torch.arange(r0, r0 + b, device=device)
+    key_index = torch.arange(block_size, device=device)
+    run_max = torch.full((group, b), -math.inf, device=device)
+    norm = torch.zeros_like(run_max)
+    mass = torch.zeros_like(run_max)
+    mass_sq = torch.zeros_like(run_max)
+    for c0 in range(0, r0 + b, block_size):
+        kb = min(block_size, r0 + b - c0)
+        key_block = IntegerRows(keys.values[c0 : c0 + kb], keys.scale[c0 : c0 + kb])
+        scores = exact_matmul(q_block, key_block).float().view(group, b, kb)
+        cols = key_index[:kb] + c0
+        if c0 + kb - 1 > r0:  # the block crosses the causal diagonal
+            scores.masked_fill_(cols[None, :] > row_index[:, None], -math.inf)
+        new_max = torch.maximum(run_max, scores.amax(-1))
+        alpha = torch.exp2(run_max - new_max)
+        run_max = new_max
+        scores.sub_(new_max[..., None]).exp2_()
+        block_sum = scores.sum(-1)
+        norm.mul_(alpha).add_(block_sum)
+        mass.mul_(alpha)
+        mass_sq.mul_(alpha * alpha)
+        if c0 > r0 + b - 1 - offset:  # no key of this block is long-range for any row
+            continue
+        if c0 + kb - 1 > r0 - offset:  # partly long-range: keep c <= r - o
+            scores.mul_(cols[None, :] <= (row_index - offset)[:, None])
+            block_sum = scores.sum(-1)
+        mass.add_(block_sum)
+        mass_sq.add_(torch.linalg.vector_norm(scores, dim=-1).square_())
+    norm = norm.double()
+    return (mass.double() / norm).sum(-1), (mass_sq.double() / (norm * norm)).sum(-1)
+
+
 @torch.inference_mode()
 def long_range_statistics(
     q: torch.Tensor, k: torch.Tensor, *, block_size: int = 512
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ds_heads, du_heads), float64 tensors of shape [Hq], computed in fp32 blocks."""
+    """(ds_heads, du_heads), float64 tensors of shape [Hq], computed in fp32 blocks.
+
+    The work splits into tasks (kv head, row block), each computed single-threaded, run
+    over a pool of ``torch.get_num_threads()`` workers and summed in a fixed order: the
+    result is the same bits at any thread count (see ``longattn_assets.numerics``).
+    """
     hq, hkv, length, dim = _check_shapes(q, k)
     group = hq // hkv
     offset = _long_range_offset(length)
@@ -57,49 +120,24 @@ def long_range_statistics(
     if offset >= length:  # L < 4: no long-range entries at all
         return total.reshape(hq), _variance(total, total_sq, length).reshape(hq)
 
+    q_bits, k_bits = operand_bits(dim)
     scale = math.log2(math.e) / math.sqrt(dim)
     rows_q = (q.float() * scale).reshape(hkv, group, length, dim)[:, :, offset:]
-    keys = k.float()
-    buffer = torch.empty(
-        hkv * group * block_size * block_size, dtype=torch.float32, device=q.device
-    )
-    key_index = torch.arange(block_size, device=q.device)
+    q_rows = [integer_rows(rows_q[h], q_bits) for h in range(hkv)]
+    keys = [integer_rows(k[h].float(), k_bits) for h in range(hkv)]
+    tasks = [(h, r0) for h in range(hkv) for r0 in range(offset, length, block_size)]
 
-    for r0 in range(offset, length, block_size):
+    def run(task: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        h, r0 = task
         b = min(block_size, length - r0)
-        q_block = rows_q[:, :, r0 - offset : r0 - offset + b].reshape(hkv, group * b, dim)
-        row_index = torch.arange(r0, r0 + b, device=q.device)
-        run_max = torch.full((hkv, group * b), -math.inf, device=q.device)
-        norm = torch.zeros_like(run_max)
-        mass = torch.zeros_like(run_max)
-        mass_sq = torch.zeros_like(run_max)
-        for c0 in range(0, r0 + b, block_size):
-            kb = min(block_size, r0 + b - c0)
-            scores = buffer[: hkv * group * b * kb].view(hkv, group * b, kb)
-            torch.bmm(q_block, keys[:, c0 : c0 + kb].transpose(1, 2), out=scores)
-            cols = key_index[:kb] + c0
-            if c0 + kb - 1 > r0:  # the block crosses the causal diagonal
-                causal = cols[None, :] > row_index[:, None]
-                scores.view(hkv, group, b, kb).masked_fill_(causal, -math.inf)
-            new_max = torch.maximum(run_max, scores.amax(-1))
-            alpha = torch.exp2(run_max - new_max)
-            run_max = new_max
-            scores.sub_(new_max[..., None]).exp2_()
-            block_sum = scores.sum(-1)
-            norm.mul_(alpha).add_(block_sum)
-            mass.mul_(alpha)
-            mass_sq.mul_(alpha * alpha)
-            if c0 > r0 + b - 1 - offset:  # no key of this block is long-range for any row
-                continue
-            if c0 + kb - 1 > r0 - offset:  # partly long-range: keep c <= r - o
-                far = cols[None, :] <= (row_index - offset)[:, None]
-                scores.view(hkv, group, b, kb).mul_(far)
-                block_sum = scores.sum(-1)
-            mass.add_(block_sum)
-            mass_sq.add_(torch.linalg.vector_norm(scores, dim=-1).square_())
-        norm = norm.double()
-        total += (mass.double() / norm).view(hkv, group, b).sum(-1)
-        total_sq += (mass_sq.double() / (norm * norm)).view(hkv, group, b).sum(-1)
+        return _row_block_sums(q_rows[h], keys[h], r0, b, length, offset, block_size)
+
+    workers = torch.get_num_threads() if q.device.type == "cpu" else 1
+    with single_threaded(), ThreadPoolExecutor(max_workers=workers) as pool:
+        partials = list(pool.map(run, tasks))
+    for (h, _), (mass, mass_sq) in zip(tasks, partials, strict=True):
+        total[h] += mass
+        total_sq[h] += mass_sq
 
     ds = (total / length).reshape(hq)
     return ds, _variance(total, total_sq, length).reshape(hq)

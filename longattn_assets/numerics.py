@@ -1,0 +1,68 @@
+"""One place that makes the CPU scores a function of their inputs only (DESIGN.md, reproducibility).
+
+Three things decide the bits of a floating-point result besides its inputs: the order of a
+reduction, the implementation of a transcendental function, and (for a library call) which
+kernel the library picks for this CPU, shape, alignment and thread count. The scorer keeps
+each of them fixed (docs/reliability.md, "Reproducible scores", gives the argument):
+
+- matrix products are exact: operands are scaled to integers (a power of two per row) and
+  multiplied in float64 with every partial sum below 2**53, so any BLAS kernel, blocking,
+  FMA use or thread split gives the same exact sums (:func:`exact_matmul`);
+- sums the scorer needs in a fixed order are pairwise trees of elementwise IEEE additions
+  (:func:`fixed_order_sum`);
+- ATen's vectorized kernels (exp2, row sums) run at one CPU capability, AVX2, on every x86
+  CPU, and single-threaded inside each scoring task, so their lane order and their
+  vector/scalar tails depend on the tensor shapes alone (:func:`pin_cpu_capability`,
+  :func:`check_cpu_numerics`, :func:`single_threaded`).
+
+``pin_cpu_capability`` runs when the package is imported, before anything starts torch:
+ATen reads ``ATEN_CPU_CAPABILITY`` once, at its first vectorized kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+PINNED_CAPABILITY = "avx2"
+
+
+class NumericsError(RuntimeError):
+    """The process computes with another CPU capability than the pinned one."""
+
+
+def pin_cpu_capability() -> None:
+    """Ask ATen for its AVX2 kernels on every x86 CPU (AVX-512 ones would order lanes differently)."""
+    os.environ.setdefault("ATEN_CPU_CAPABILITY", PINNED_CAPABILITY)
+
+
+def check_cpu_numerics() -> None:
+    """Refuse to score on a CPU path whose vectorized kernels are not the pinned AVX2 ones."""
+    import torch
+
+    active = torch.backends.cpu.get_cpu_capability()
+    if active != PINNED_CAPABILITY.upper():
+        raise NumericsError(
+            f"torch computes with its {active} kernels, not {PINNED_CAPABILITY.upper()}: CPU scores "
+            f"would not be bit-identical across machines. Set ATEN_CPU_CAPABILITY={PINNED_CAPABILITY} "
+            "before torch starts (importing longattn_assets first does it), on an x86 CPU with AVX2."
+        )
+
+
+_THREADS_LOCK = threading.Lock()
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch's CPU ops one thread each for the block (the scorer parallelizes over tasks)."""
+    import torch
+
+    with _THREADS_LOCK:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
