@@ -1,8 +1,9 @@
 """Score token windows with layer-0 long-range attention statistics (DESIGN.md 1.2).
 
-Windows are grouped by a token budget so a group's projections are one matmul; the
-statistics are then computed window by window, so no window ever sees another's tokens
-or padding and a window scores the same alone or in any batch.
+Windows are grouped by a token budget (the unit of progress and of the out-of-memory
+fallback); each window is then projected and scored on its own, so no window ever sees
+another's tokens, padding or buffer offsets. On the CPU the scores are the same bits in
+any batch, order, thread count, process state and x86 CPU (``longattn_assets.numerics``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from ..model.layer0 import Layer0Weights
+from ..numerics import check_cpu_numerics
 from .projections import Layer0Projector
 from .statistics import long_range_statistics
 
@@ -71,6 +73,8 @@ class Layer0Scorer:
         self.dtype = dtype or torch.float32
         if self.device.type == "cpu" and self.dtype != torch.float32:
             raise ValueError("the CPU scorer computes in float32 only")
+        if self.device.type == "cpu":
+            check_cpu_numerics()
         if kernel not in {"auto", "torch", "triton"}:
             raise ValueError(f"kernel must be 'auto', 'torch' or 'triton', not {kernel!r}")
         if kernel == "triton" and self.device.type != "cuda" and not _triton_interpreted():
@@ -129,8 +133,8 @@ class Layer0Scorer:
 
     def _score_batch(self, windows: list[Sequence[int]]) -> list[WindowScore]:
         scores = []
-        for q, k in self.projector.project(windows):
-            ds_heads, du_heads = self._statistics(q, k)
+        for window in windows:
+            ds_heads, du_heads = self._statistics(*self.projector.project_one(window))
             ds_heads, du_heads = ds_heads.double().cpu(), du_heads.double().cpu()
             scores.append(
                 WindowScore(
