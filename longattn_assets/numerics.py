@@ -22,6 +22,7 @@ ATen reads ``ATEN_CPU_CAPABILITY`` once, at its first vectorized kernel.
 from __future__ import annotations
 
 import os
+import platform
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,9 +40,14 @@ def pin_cpu_capability() -> None:
 
 
 def check_cpu_numerics() -> None:
-    """Refuse to score on a CPU path whose vectorized kernels are not the pinned AVX2 ones."""
+    """Refuse to score on an x86 CPU path whose vectorized kernels are not the pinned AVX2 ones.
+
+    Other architectures (ARM) are outside the cross-CPU promise and are not checked.
+    """
     import torch
 
+    if platform.machine().lower() not in {"x86_64", "amd64"}:
+        return
     active = torch.backends.cpu.get_cpu_capability()
     if active != PINNED_CAPABILITY.upper():
         raise NumericsError(
