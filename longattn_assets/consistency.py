@@ -185,6 +185,12 @@ class CategoryFiles:
         return {"shards": self.shards, "windows_recipe": dict(self.windows_recipe),
                 "scores_recipe": dict(self.scores_recipe)}  # fmt: skip
 
+    @staticmethod
+    def identity(record: Mapping[str, Any]) -> list[list[str]]:
+        """What a selection made from ``record`` depends on: each shard's file fingerprints
+        (which cover the recipes), not where the files are."""
+        return [[s["shard"], s["windows"], s["scores"]] for s in record.get("shards", [])]
+
 
 def category_files(
     layout: DataLayout, category: str, shards: Sequence[str], expected: Expected

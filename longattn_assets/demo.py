@@ -86,8 +86,9 @@ def _selection_is_current(layout: DataLayout, category: str, files: CategoryFile
     if not (summary.is_file() and report.is_file()):
         return False
     recorded = json.loads(summary.read_text())
-    wanted = json.loads(json.dumps({"settings": SelectionSettings().as_dict(), "inputs": files.as_record()}))
-    return {"settings": recorded.get("settings"), "inputs": recorded.get("inputs")} == wanted
+    settings = json.loads(json.dumps(SelectionSettings().as_dict()))
+    inputs = CategoryFiles.identity(recorded.get("inputs", {}))
+    return recorded.get("settings") == settings and inputs == CategoryFiles.identity(files.as_record())
 
 
 def run_demo(

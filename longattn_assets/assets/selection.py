@@ -117,13 +117,13 @@ def longabc_dataset(
     category = check_key("category", context.partition_key)
     layout = data_root.layout
     files = current_files(layout, category, windowing, attention_scorer)
-    windows_glob, scores_glob = files.windows, files.scores
+    windows_files, scores_files = files.windows, files.scores
     out_dir = layout.category_dir(LONGABC_DATASET, category)
     settings = config.settings()
-    models = checks.one_model(scores_glob)
+    models = checks.one_model(scores_files)
     summary = export_category(
-        windows_glob,
-        scores_glob,
+        windows_files,
+        scores_files,
         out_dir,
         category=category,
         settings=settings,
@@ -138,7 +138,7 @@ def longabc_dataset(
         f"({summary.tokens_kept:,} tokens) by {settings.rule}={settings.value}"
     )
     yield dg.MaterializeResult(
-        data_version=dg.DataVersion(digest([settings.as_dict(), files.as_record()])),
+        data_version=dg.DataVersion(digest([settings.as_dict(), CategoryFiles.identity(files.as_record())])),
         metadata={
             "shards": dg.MetadataValue.json(files.shards),
             "windows": summary.n,
@@ -153,15 +153,15 @@ def longabc_dataset(
     )
     yield _check_result(
         "windows_have_configured_length",
-        checks.windows_have_length(windows_glob, windowing.window_size),
+        checks.windows_have_length(windows_files, windowing.window_size),
     )
-    yield _check_result("data_ids_unique", checks.data_ids_unique(windows_glob))
-    yield _check_result("scores_finite", checks.scores_finite(scores_glob))
+    yield _check_result("data_ids_unique", checks.data_ids_unique(windows_files))
+    yield _check_result("scores_finite", checks.scores_finite(scores_files))
     yield _check_result("scores_from_one_model", models)
-    yield _check_result("ds_within_unit_interval", checks.ds_in_unit_interval(scores_glob))
+    yield _check_result("ds_within_unit_interval", checks.ds_in_unit_interval(scores_files))
     yield _check_result(
         "selection_follows_rule",
-        checks.selection_follows_rule(out_dir / SELECTED_FILE, scores_glob, settings),
+        checks.selection_follows_rule(out_dir / SELECTED_FILE, scores_files, settings),
     )
 
 
@@ -180,10 +180,10 @@ def longabc_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg
         files = recorded_files(recorded["inputs"])
     except InconsistentDataError as exc:
         raise dg.Failure(f"longabc_report {category}: {exc}") from exc
-    windows_glob, scores_glob = files.windows, files.scores
+    windows_files, scores_files = files.windows, files.scores
     settings = SelectionSettings(**recorded["settings"])
-    result = select_category(windows_glob, scores_glob, **settings.options())
-    html_text = render_report(category, result, windows_glob, recorded.get("settings_extra"))
+    result = select_category(windows_files, scores_files, **settings.options())
+    html_text = render_report(category, result, windows_files, recorded.get("settings_extra"))
     path = data_root.layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
     write_report(html_text, path)
     plots = score_histograms(result.table, result.summary.cut_lds)

@@ -23,10 +23,16 @@ def write_corpus(folder: Path, rows: list[dict]) -> Path:
     return folder
 
 
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    """Eight real documents of about 700 tokens: some 50 windows of 128 tokens."""
-    return write_corpus(tmp_path / "input", code_rows(8))
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight real documents of about 700 tokens (some 50 windows of 128 tokens); read only."""
+    return write_corpus(tmp_path_factory.mktemp("corpus"), code_rows(8))
+
+
+@pytest.fixture(scope="session")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's fresh runs live."""
+    return tmp_path_factory.mktemp("fresh")
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,44 +31,54 @@ def _ours() -> dict[str, ModuleType]:
 
 class ShardCounts:
     def __init__(self) -> None:
-        self.generations: dict[int, dict[str, ModuleType]] = {}
-        self.active: int | None = None
+        self.generations: dict[tuple, dict[str, ModuleType]] = {}
+        self.active: tuple | None = None
 
-    def use(self, num_shards: int) -> ModuleType:
-        """The package's ``demo`` module with ``num_shards`` shards per category."""
-        if self.active == num_shards:
+    def use(self, num_shards: int, **environment: str) -> ModuleType:
+        """The package's ``demo`` module with ``num_shards`` shards per category, loaded with
+        ``environment`` (e.g. ``LONGATTN_WINDOW_SIZE``) set as a deployment would set it."""
+        key = (num_shards, *sorted(environment.items()))
+        if self.active == key:
             return sys.modules[f"{PACKAGE}.demo"]
-        if self.active is not None:
-            self.generations[self.active] = _ours()
-        for name in _ours():
-            del sys.modules[name]
-        if num_shards in self.generations:
-            sys.modules.update(self.generations[num_shards])
+        self._stash()
+        if key in self.generations:
+            sys.modules.update(self.generations[key])
         else:
-            before = os.environ.get("LONGATTN_NUM_SHARDS")
-            os.environ["LONGATTN_NUM_SHARDS"] = str(num_shards)
+            settings = {"LONGATTN_NUM_SHARDS": str(num_shards), **environment}
+            before = {name: os.environ.get(name) for name in settings}
+            os.environ.update(settings)
             try:
                 __import__(f"{PACKAGE}.demo")
                 __import__(f"{PACKAGE}.definitions")
             finally:
-                if before is None:
-                    os.environ.pop("LONGATTN_NUM_SHARDS")
-                else:
-                    os.environ["LONGATTN_NUM_SHARDS"] = before
-        self.active = num_shards
+                for name, value in before.items():
+                    if value is None:
+                        os.environ.pop(name)
+                    else:
+                        os.environ[name] = value
+        self.active = key
         return sys.modules[f"{PACKAGE}.demo"]
+
+    def _stash(self) -> None:
+        """Take the active generation out of ``sys.modules`` (kept for the next use)."""
+        if self.active is not None:
+            self.generations[self.active] = _ours()
+        for name in _ours():
+            del sys.modules[name]
+        self.active = None
+
+
+_COUNTS = ShardCounts()  # generations are imported once per session
 
 
 @contextmanager
 def shard_counts() -> Iterator[ShardCounts]:
     """Swap in generations of the package by shard count; put the original back afterwards."""
     original = _ours()
-    counts = ShardCounts()
     try:
-        yield counts
+        yield _COUNTS
     finally:
-        for name in _ours():
-            del sys.modules[name]
+        _COUNTS._stash()
         sys.modules.update(original)
 
 
@@ -97,18 +108,37 @@ def run_demo(counts: ShardCounts, num_shards: int, root: Path, input_dir: Path, 
     return said
 
 
-_FRESH: dict[tuple, dict] = {}
+_FRESH: dict[tuple, Path] = {}
+
+
+def fresh_root(counts: ShardCounts, num_shards: int, input_dir: Path, scratch: Path, window: int = WINDOW) -> Path:
+    """The data root of a fresh run with these settings and this input, made once per session."""
+    files = sorted(input_dir.rglob("*.jsonl"))
+    content = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+    key = (num_shards, window, str(input_dir), content, tuple(p.stat().st_mtime_ns for p in files))
+    if key not in _FRESH:
+        root = scratch / f"fresh-{num_shards}-{window}-{content[:8]}-{len(_FRESH)}"
+        run_demo(counts, num_shards, root, input_dir, window)
+        _FRESH[key] = root
+    return _FRESH[key]
+
+
+_DATASETS: dict[tuple, dict] = {}
 
 
 def fresh(counts: ShardCounts, num_shards: int, input_dir: Path, scratch: Path, window: int = WINDOW) -> dict:
-    """The dataset of a fresh run (new data root) with these settings, computed once per session."""
+    """The dataset of a fresh run (new data root) with these settings and input contents."""
     content = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(input_dir.rglob("*.jsonl")))).hexdigest()
     key = (num_shards, window, content)
-    if key not in _FRESH:
-        root = scratch / f"fresh-{num_shards}-{window}-{content[:8]}"
-        run_demo(counts, num_shards, root, input_dir, window)
-        _FRESH[key] = dataset(root)
-    return _FRESH[key]
+    if key not in _DATASETS:
+        _DATASETS[key] = dataset(fresh_root(counts, num_shards, input_dir, scratch, window))
+    return _DATASETS[key]
+
+
+def started(counts: ShardCounts, num_shards: int, input_dir: Path, scratch: Path, root: Path) -> Path:
+    """``root`` as a finished run with these settings left it (a copy of the session's fresh run)."""
+    shutil.copytree(fresh_root(counts, num_shards, input_dir, scratch), root)
+    return root
 
 
 def materialize(counts: ShardCounts, num_shards: int, names: list[str], partition, root: Path,

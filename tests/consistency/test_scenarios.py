@@ -18,13 +18,13 @@ from tests.consistency.pipeline import (
     run_demo,
     shard_files,
     shard_key,
+    started,
 )
 
 
-def test_shard_count_change_removes_obsolete_shards_and_refuses_stale_windows(counts, corpus, tmp_path):
+def test_shard_count_change_removes_obsolete_shards_and_refuses_stale_windows(counts, corpus, scratch, tmp_path):
     """Scenario 1: 3 shards, then 2; the old shard files go and the selection never reads them."""
-    root = tmp_path / "data"
-    run_demo(counts, 3, root, corpus)
+    root = started(counts, 3, corpus, scratch, tmp_path / "data")
     assert materialize(counts, 2, ["raw_corpus"], "code", root, corpus).success
     assert shard_files(root) == {a: ["shard=00000.parquet", "shard=00001.parquet"]
                                  for a in ("raw_corpus", "windowed_chunks", "scored_chunks")}  # fmt: skip
@@ -36,49 +36,45 @@ def test_shard_count_change_removes_obsolete_shards_and_refuses_stale_windows(co
     for shard in ("00000", "00001"):
         assert materialize(counts, 2, ["windowed_chunks", "scored_chunks"], shard_key(shard), root, corpus).success
     assert materialize(counts, 2, ["longabc_dataset"], "code", root, corpus).success
-    assert dataset(root) == fresh(counts, 2, corpus, tmp_path)
+    assert dataset(root) == fresh(counts, 2, corpus, scratch)
     selected = dataset(root)["selected"]
     assert len({r["data_id"] for r in selected}) == len(selected)
 
 
-def test_demo_after_a_window_size_change_equals_a_fresh_run(counts, corpus, tmp_path):
+def test_demo_after_a_window_size_change_equals_a_fresh_run(counts, corpus, scratch, tmp_path):
     """Scenario 2: `longattn demo --window-size` on a root made with another window size."""
-    root = tmp_path / "data"
-    run_demo(counts, 2, root, corpus)
+    root = started(counts, 2, corpus, scratch, tmp_path / "data")
     said = run_demo(counts, 2, root, corpus, window=2 * WINDOW)
     assert "  raw_corpus: up to date" in said
     assert not any("windows+scores: up to date" in line for line in said)
-    assert dataset(root) == fresh(counts, 2, corpus, tmp_path, window=2 * WINDOW)
+    assert dataset(root) == fresh(counts, 2, corpus, scratch, window=2 * WINDOW)
     assert {r["n_tokens"] for r in dataset(root)["selected"]} == {2 * WINDOW}
 
 
-def test_demo_with_a_new_input_folder_ingests_it(counts, corpus, tmp_path):
+def test_demo_with_a_new_input_folder_ingests_it(counts, corpus, scratch, tmp_path):
     """Scenario 2: a new --input-dir holding one more document is read, not reported as done."""
-    root = tmp_path / "data"
-    run_demo(counts, 2, root, corpus)
+    root = started(counts, 2, corpus, scratch, tmp_path / "data")
     bigger = write_corpus(tmp_path / "bigger", code_rows(9))
     said = run_demo(counts, 2, root, bigger)
     assert not any("raw_corpus: up to date" in line or "selection+report: up to date" in line for line in said)
     new_doc = code_rows(9)[-1]["id"]
     windows = pa.concat_tables(pq.read_table(p) for p in (root / "windowed_chunks/category=code").glob("*.parquet"))
     assert new_doc in windows.column("doc_id").to_pylist()
-    assert dataset(root) == fresh(counts, 2, bigger, tmp_path)
+    assert dataset(root) == fresh(counts, 2, bigger, scratch)
 
 
-def test_demo_after_shard_count_growth_equals_a_fresh_run(counts, corpus, tmp_path):
+def test_demo_after_shard_count_growth_equals_a_fresh_run(counts, corpus, scratch, tmp_path):
     """Scenario 2: 2 then 3 shards: no old windows or selection survive."""
-    root = tmp_path / "data"
-    run_demo(counts, 2, root, corpus)
+    root = started(counts, 2, corpus, scratch, tmp_path / "data")
     run_demo(counts, 3, root, corpus)
-    assert dataset(root) == fresh(counts, 3, corpus, tmp_path)
+    assert dataset(root) == fresh(counts, 3, corpus, scratch)
     assert shard_files(root)["scored_chunks"] == [f"shard=0000{i}.parquet" for i in range(3)]
 
 
-def test_rescored_shard_is_never_mixed_and_the_demo_redoes_it_and_the_selection(counts, corpus, tmp_path):
+def test_rescored_shard_is_never_mixed_and_the_demo_redoes_only_that_shard(counts, corpus, scratch, tmp_path):
     """Scenario 2: a shard rescored under other scorer settings; the selection refuses to mix,
     the demo rescores it with its own settings and redoes the selection."""
-    root = tmp_path / "data"
-    run_demo(counts, 2, root, corpus)
+    root = started(counts, 2, corpus, scratch, tmp_path / "data")
     assert materialize(counts, 2, ["scored_chunks"], shard_key("00001"), root, corpus, rope_theta=10_000.0).success
     message = failure(materialize(counts, 2, ["longabc_dataset"], "code", root, corpus))
     assert "shards were scored under different settings, never mixed in one selection" in message
@@ -87,12 +83,11 @@ def test_rescored_shard_is_never_mixed_and_the_demo_redoes_it_and_the_selection(
     # shards, is still the current one: only the shard is redone.
     assert [line.split(":")[0].strip() for line in said if "s  " in line] == ["code|00001 scores"]
     assert "  selection+report: up to date" in said
-    assert dataset(root) == fresh(counts, 2, corpus, tmp_path)
+    assert dataset(root) == fresh(counts, 2, corpus, scratch)
 
 
-def test_demo_rerun_with_nothing_changed_redoes_nothing(counts, corpus, tmp_path):
-    root = tmp_path / "data"
-    run_demo(counts, 2, root, corpus)
+def test_demo_rerun_with_nothing_changed_redoes_nothing(counts, corpus, scratch, tmp_path):
+    root = started(counts, 2, corpus, scratch, tmp_path / "data")
     selected = root / "longabc_dataset/category=code/selected.parquet"
     before = selected.stat().st_mtime_ns
     said = run_demo(counts, 2, root, corpus)
@@ -100,7 +95,7 @@ def test_demo_rerun_with_nothing_changed_redoes_nothing(counts, corpus, tmp_path
     assert selected.stat().st_mtime_ns == before
 
 
-def test_partly_scored_category_is_refused_naming_the_shard(counts, corpus, tmp_path):
+def test_partly_scored_category_is_refused_naming_the_shard(counts, corpus, scratch, tmp_path):
     """Scenario 3: one shard never scored; longabc_dataset and selection_job both refuse."""
     root = tmp_path / "data"
     assert materialize(counts, 3, ["raw_corpus"], "code", root, corpus).success
@@ -133,10 +128,9 @@ def test_partly_scored_category_is_refused_naming_the_shard(counts, corpus, tmp_
     assert sum(s["rows"] for s in record["inputs"]["shards"]) == record["n"]
 
 
-def test_failed_check_fails_the_run(counts, corpus, tmp_path):
+def test_failed_check_fails_the_run(counts, corpus, scratch, tmp_path):
     """Checks are blocking: scores that pass provenance but hold a NaN fail the run."""
-    root = tmp_path / "data"
-    run_demo(counts, 2, root, corpus)
+    root = started(counts, 2, corpus, scratch, tmp_path / "data")
     path = root / "scored_chunks/category=code/shard=00000.parquet"
     table = pq.read_table(path)
     ds = pc.if_else(pa.array([i == 0 for i in range(table.num_rows)]), math.nan, table.column("ds"))
