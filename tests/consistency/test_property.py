@@ -28,7 +28,7 @@ CHANGES = st.one_of(
 _EXAMPLE = itertools.count()
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(changes=st.lists(CHANGES, min_size=1, max_size=3))
 def test_changes_and_reruns_end_equal_to_a_fresh_run(counts, corpus, scratch, tmp_path, changes):
     case = tmp_path / f"example-{next(_EXAMPLE)}"
