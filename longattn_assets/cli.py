@@ -7,8 +7,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import settings
+
+if TYPE_CHECKING:
+    from .consistency import CategoryFiles
 
 
 def _window(args: argparse.Namespace) -> int:
@@ -95,7 +99,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_score)
 
 
-def _paired_files(windows: str, scores: str):
+def _paired_files(windows: str, scores: str) -> CategoryFiles:
     """The files the globs match, paired and checked by consistency.py; ids unique across them."""
     import glob
 
