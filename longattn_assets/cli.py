@@ -7,17 +7,22 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import settings
+
+if TYPE_CHECKING:
+    from .consistency import CategoryFiles
 
 
 def _window(args: argparse.Namespace) -> int:
     from .corpus.records import Reject, read_file
     from .corpus.sharding import write_rejects
     from .model.tokenizer import load_tokenizer
+    from .provenance import files_fingerprint
     from .storage import check_key
     from .windows.chunking import WindowSpec
-    from .windows.files import document_batches, write_windows
+    from .windows.files import document_batches, files_provenance, write_windows
 
     category = check_key("category", args.category)
     tokenizer = load_tokenizer(args.model)
@@ -26,7 +31,9 @@ def _window(args: argparse.Namespace) -> int:
     spec = WindowSpec(
         category, check_key("shard", args.shard), args.window_size, args.sample_fraction
     )
-    stats = write_windows(document_batches(records, rejects), tokenizer, spec, Path(args.output))
+    record = files_provenance(spec, tokenizer, files_fingerprint(Path(path) for path in args.inputs))
+    batches = document_batches(records, rejects)
+    stats = write_windows(batches, tokenizer, spec, Path(args.output), provenance=record)
     summary = stats.as_metadata() | {"rejects": len(rejects), "output": str(args.output)}
     if rejects:
         rejects_path = Path(str(args.output) + ".rejects.jsonl")
@@ -92,6 +99,23 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_score)
 
 
+def _paired_files(windows: str, scores: str) -> CategoryFiles:
+    """The files the globs match, paired and checked by consistency.py; ids unique across them."""
+    import glob
+
+    from .consistency import InconsistentDataError, paired_files
+    from .selection.checks import data_ids_unique
+
+    files = paired_files(glob.glob(windows), glob.glob(scores))
+    unique, facts = data_ids_unique(files.windows)
+    if not unique:
+        raise InconsistentDataError(
+            f"{facts['rows'] - facts['distinct_data_ids']} data_ids repeat in the windows files "
+            f"(e.g. {', '.join(facts['duplicated'])}): window each document once"
+        )
+    return files
+
+
 def _select(args: argparse.Namespace) -> int:
     from .report.html import render_report, write_report
     from .selection.exports import export_category
@@ -106,12 +130,14 @@ def _select(args: argparse.Namespace) -> int:
         threshold=args.threshold,
     )
     out = Path(args.output)
+    files = _paired_files(args.windows, args.scores)
     summary = export_category(
-        args.windows, args.scores, out, category=args.category, settings=chosen
-    )
+        files.windows, files.scores, out, category=args.category, settings=chosen,
+        inputs=files.as_record(),
+    )  # fmt: skip
     if args.report:
-        result = select_category(args.windows, args.scores, **chosen.options())
-        write_report(render_report(args.category, result, args.windows), out / "report.html")
+        result = select_category(files.windows, files.scores, **chosen.options())
+        write_report(render_report(args.category, result, files.windows), out / "report.html")
     print(json.dumps(summary.as_dict(), indent=2, default=str))
     return 0
 
@@ -182,12 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that describe bad input or set-up: said in one line, not as a traceback."""
+    from .consistency import InconsistentDataError
     from .corpus.ingest import MissingInputError
     from .model.source import ModelFileError, ModelNotFoundError
     from .scoring.windows_file import TokenizerMismatchError
     from .storage import UnsafeKeyError
+    from .windows.files import MissingProvenanceError
 
-    return (MissingInputError, ModelFileError, ModelNotFoundError, TokenizerMismatchError, UnsafeKeyError, OSError)
+    return (
+        InconsistentDataError, MissingInputError, MissingProvenanceError, ModelFileError,
+        ModelNotFoundError, TokenizerMismatchError, UnsafeKeyError, OSError,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

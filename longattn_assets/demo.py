@@ -2,12 +2,14 @@
 
 Every partition runs in order (a category's ingest, each shard's windows and scores, the
 category's selection and report) against a persistent Dagster instance kept under the
-data root, so a second run skips what is already materialized and `dagster dev` with
-``DAGSTER_HOME=<data root>/.dagster`` shows the history.
+data root, and `dagster dev` with ``DAGSTER_HOME=<data root>/.dagster`` shows the history.
+A rerun materializes exactly the partitions whose files are missing or stale under the
+run's settings and inputs, so its result equals a fresh run's.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +27,23 @@ from .assets.selection import (
     longabc_report,
 )
 from .assets.windows import windowed_chunks
+from .consistency import (
+    RAW_CORPUS,
+    SCORED_CHUNKS,
+    WINDOWED_CHUNKS,
+    CategoryFiles,
+    Expected,
+    category_files,
+    shard_state,
+    windows_recipe,
+)
+from .corpus.ingest import input_fingerprint
 from .definitions import assets
 from .partitions import category_partitions, shard_partitions
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
+from .scoring.windows_file import scorer_recipe
+from .selection.exports import SUMMARY_FILE
+from .selection.rules import SelectionSettings
 from .storage import DataLayout
 
 DAGSTER_DIR = ".dagster"
@@ -49,11 +65,30 @@ def _instance(root: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-def _done(
-    instance: dg.DagsterInstance, asset: dg.AssetsDefinition, partition: str, files: list[Path]
-) -> bool:
-    materialized = instance.get_materialized_partitions(asset.key)
-    return partition in materialized and all(f.is_file() for f in files)
+def _expected(
+    layout: DataLayout, input_dir: Path, category: str, resources: dict, num_shards: int
+) -> Expected:
+    """What a fresh run with the demo's settings would write for ``category``."""
+    windowing: Windowing = resources["windowing"]
+    scorer: AttentionScorer = resources["attention_scorer"]
+    return Expected(
+        num_shards=num_shards,
+        input_files=input_fingerprint(input_dir, category),
+        windows=windows_recipe(windowing.window_size, windowing.sample_fraction, scorer.tokenizer().fingerprint),
+        scores=scorer_recipe(scorer.scorer(scorer.device)),
+    )
+
+
+def _selection_is_current(layout: DataLayout, category: str, files: CategoryFiles) -> bool:
+    """The dataset and report exist and the dataset was selected, with the default rule, from ``files``."""
+    summary = layout.category_dir(LONGABC_DATASET, category) / SUMMARY_FILE
+    report = layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
+    if not (summary.is_file() and report.is_file()):
+        return False
+    recorded = json.loads(summary.read_text())
+    settings = json.loads(json.dumps(SelectionSettings().as_dict()))
+    inputs = CategoryFiles.identity(recorded.get("inputs", {}))
+    return recorded.get("settings") == settings and inputs == CategoryFiles.identity(files.as_record())
 
 
 def run_demo(
@@ -65,7 +100,7 @@ def run_demo(
     categories: list[str] | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, Path]:
-    """Materialize every partition that is not done yet; return each category's report path."""
+    """Materialize every partition that is missing or stale; return each category's report path."""
     root = data_root.expanduser().absolute()
     layout = DataLayout(root)
     resources = {
@@ -75,6 +110,7 @@ def run_demo(
         "attention_scorer": AttentionScorer(device=device),
     }
     instance = _instance(root)
+    by_name = {WINDOWED_CHUNKS: windowed_chunks, SCORED_CHUNKS: scored_chunks}
 
     def step(selection: list, partition: str | dg.MultiPartitionKey, label: str) -> None:
         started = time.perf_counter()
@@ -98,33 +134,30 @@ def run_demo(
     reports: dict[str, Path] = {}
     shards = shard_partitions.get_partition_keys()
     for category in categories or category_partitions.get_partition_keys():
+        # Everything below is decided from the files' provenance (consistency.py), so a
+        # rerun after any change of settings or inputs redoes exactly what is stale.
         say(f"[{category}]")
-        raw_files = [layout.shard_path("raw_corpus", category, s) for s in shards]
-        if _done(instance, raw_corpus, category, raw_files):
-            say("  raw_corpus: already materialized")
-        else:
+        expected = _expected(layout, input_dir, category, resources, len(shards))
+        states = [shard_state(layout, category, shard, expected) for shard in shards]
+        if any(RAW_CORPUS in state.stale for state in states):
             step([raw_corpus], category, "raw_corpus")
-        for shard in shards:
-            key = dg.MultiPartitionKey({"category": category, "shard": shard})
-            label = f"{category}|{shard} windows+scores"
-            files = [
-                layout.shard_path("windowed_chunks", category, shard),
-                layout.shard_path("scored_chunks", category, shard),
-            ]
-            if _done(instance, windowed_chunks, key, files[:1]) and _done(
-                instance, scored_chunks, key, files[1:]
-            ):
-                say(f"  {label}: already materialized")
-            else:
-                step([windowed_chunks, scored_chunks], key, label)
-        report = layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
-        dataset = layout.category_dir(LONGABC_DATASET, category)
-        if _done(instance, longabc_dataset, category, [dataset / "selected.parquet"]) and _done(
-            instance, longabc_report, category, [report]
-        ):
-            say("  selection+report: already materialized")
+            states = [shard_state(layout, category, shard, expected) for shard in shards]
         else:
+            say("  raw_corpus: up to date")
+        for state in states:
+            if state.stale:
+                key = dg.MultiPartitionKey({"category": category, "shard": state.shard})
+                label = "windows+scores" if WINDOWED_CHUNKS in state.stale else "scores"
+                step([by_name[name] for name in state.stale], key, f"{category}|{state.shard} {label}")
+            else:
+                say(f"  {category}|{state.shard} windows+scores: up to date")
+        files = category_files(layout, category, shards, expected)
+        if not _selection_is_current(layout, category, files):
             step([longabc_dataset, longabc_report], category, "selection+report")
+        else:
+            say("  selection+report: up to date")
+        dataset = layout.category_dir(LONGABC_DATASET, category)
+        report = layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
         say(f"  dataset: {dataset}\n  report:  {report}")
         reports[category] = report
     return reports

@@ -2,9 +2,12 @@
 
 import dagster as dg
 
+from .. import code_versions
+from ..consistency import RAW_CORPUS, remove_obsolete_shards
 from ..corpus.ingest import REJECTS, REJECTS_FILE, ingest_category, unconfigured_folders
 from ..partitions import category_partitions, shard_partitions
 from ..progress import Throttle
+from ..provenance import digest, read_provenance
 from ..resources import CorpusInput, DataRoot
 from ..storage import check_key
 
@@ -13,6 +16,7 @@ from ..storage import check_key
     partitions_def=category_partitions,
     group_name="corpus",
     kinds={"parquet"},
+    code_version=code_versions.raw_corpus(),
     description=(
         "Documents of one category read from its input folder (JSONL, JSONL.gz/.zst, "
         "Parquet; text under `content` or `text`), deduplicated by text and split into "
@@ -24,7 +28,8 @@ def raw_corpus(
 ) -> dg.MaterializeResult:
     category = check_key("category", context.partition_key)
     layout = data_root.layout
-    num_shards = len(shard_partitions.get_partition_keys())
+    shards = shard_partitions.get_partition_keys()
+    num_shards = len(shards)
 
     log = Throttle(context.log.info)
 
@@ -32,6 +37,10 @@ def raw_corpus(
         log(f"{category}: read {rows:,} rows ({rejects:,} rejected so far)")
 
     stats = ingest_category(corpus_input.path, category, layout, num_shards, progress)
+    obsolete = remove_obsolete_shards(layout, category, shards)
+    if obsolete:
+        context.log.info(f"{category}: removed {len(obsolete)} shard files of an earlier shard count")
+    records = [read_provenance(layout.shard_path(RAW_CORPUS, category, s)) for s in shards]
     unknown = unconfigured_folders(corpus_input.path, category_partitions.get_partition_keys())
     if unknown:
         context.log.warning(
@@ -43,6 +52,7 @@ def raw_corpus(
         f"{stats.rejects:,} rejected, {stats.seconds:.1f}s"
     )
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(digest([r.fingerprint for r in records])),
         metadata={
             "documents": stats.documents,
             "characters": stats.characters,
@@ -57,5 +67,7 @@ def raw_corpus(
             "shards_dir": dg.MetadataValue.path(str(layout.category_dir("raw_corpus", category))),
             "seconds": round(stats.seconds, 3),
             "unconfigured_input_folders": dg.MetadataValue.json(unknown),
-        }
+            "obsolete_shard_files_removed": len(obsolete),
+            "input_files": records[0].notes["input_files"],
+        },
     )

@@ -3,12 +3,13 @@
 import dagster as dg
 import pyarrow.parquet as pq
 
+from .. import code_versions
+from ..consistency import SCORED_CHUNKS, WINDOWED_CHUNKS
 from ..partitions import category_and_shard, category_shard_partitions
 from ..progress import Throttle
 from ..resources import AttentionScorer, DataRoot
-from .windows import WINDOWED_CHUNKS, windowed_chunks
-
-SCORED_CHUNKS = "scored_chunks"
+from .current import current_input
+from .windows import windowed_chunks
 
 
 @dg.asset(
@@ -17,6 +18,7 @@ SCORED_CHUNKS = "scored_chunks"
     group_name="scoring",
     kinds={"pytorch", "parquet"},
     pool="gpu",
+    code_version=code_versions.scored_chunks(),
     description=(
         "Per window: long-range dependency strength ds (DS_T) and its uniformity du "
         "(DU_T) from layer 0's causal attention, per head and averaged over heads."
@@ -29,9 +31,8 @@ def scored_chunks(
 
     category, shard = category_and_shard(context)
     layout = data_root.layout
+    current_input(layout, category, shard, SCORED_CHUNKS)
     source = layout.shard_path(WINDOWED_CHUNKS, category, shard)
-    if not source.is_file():
-        raise dg.Failure(f"{source} does not exist: materialize windowed_chunks {category}|{shard} first")
     output = layout.shard_path(SCORED_CHUNKS, category, shard)
     log = Throttle(context.log.info)
 
@@ -50,6 +51,7 @@ def scored_chunks(
     if stats["windows_resumed"]:
         context.log.info(f"{category}|{shard}: kept {stats['windows_resumed']:,} windows scored by an interrupted run")
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(stats["provenance"]),
         metadata={
             "windows": stats["windows"],
             "windows_resumed": stats["windows_resumed"],
@@ -59,6 +61,7 @@ def scored_chunks(
             "peak_memory_bytes": stats["peak_memory_bytes"],
             "device": str(stats["device"]),
             "model": stats["model"],
+            "provenance": stats["provenance"],
             "path": dg.MetadataValue.path(str(output)),
-        }
+        },
     )

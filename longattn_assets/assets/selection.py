@@ -5,17 +5,27 @@ import json
 
 import dagster as dg
 
-from ..partitions import category_partitions, category_to_shards
+from .. import code_versions
+from ..consistency import (
+    CategoryFiles,
+    Expected,
+    InconsistentDataError,
+    category_files,
+    recorded_files,
+    windows_recipe,
+)
+from ..partitions import category_partitions, category_to_shards, shard_partitions
+from ..provenance import digest
 from ..report.html import render_report, write_report
 from ..report.plots import score_histograms
-from ..resources import DataRoot, Windowing
+from ..resources import AttentionScorer, DataRoot, Windowing
 from ..selection import checks
 from ..selection.exports import SELECTED_FILE, SUMMARY_FILE, export_category
 from ..selection.rules import SelectionSettings
 from ..selection.select import select_category
-from ..storage import check_key
-from .scoring import SCORED_CHUNKS, scored_chunks
-from .windows import WINDOWED_CHUNKS, windowed_chunks
+from ..storage import DataLayout, check_key
+from .scoring import scored_chunks
+from .windows import windowed_chunks
 
 LONGABC_DATASET = "longabc_dataset"
 LONGABC_REPORT = "longabc_report"
@@ -50,9 +60,19 @@ class SelectionConfig(dg.Config):
         )
 
 
-def _globs(data_root: DataRoot, category: str) -> tuple[str, str]:
-    layout = data_root.layout
-    return layout.shard_glob(WINDOWED_CHUNKS, category), layout.shard_glob(SCORED_CHUNKS, category)
+def current_files(
+    layout: DataLayout, category: str, windowing: Windowing, attention_scorer: AttentionScorer
+) -> CategoryFiles:
+    """The windows and scores of every shard of the current partition set, all current and
+    made under one set of settings; otherwise a Failure naming each shard and what to run."""
+    recipe = windows_recipe(
+        windowing.window_size, windowing.sample_fraction, attention_scorer.tokenizer().fingerprint
+    )
+    expected = Expected(num_shards=len(shard_partitions.get_partition_keys()), windows=recipe)
+    try:
+        return category_files(layout, category, shard_partitions.get_partition_keys(), expected)
+    except InconsistentDataError as exc:
+        raise dg.Failure(f"longabc_dataset {category}: {exc}") from exc
 
 
 def _check_result(name: str, outcome: checks.CheckResult) -> dg.AssetCheckResult:
@@ -77,9 +97,10 @@ def _check_result(name: str, outcome: checks.CheckResult) -> dg.AssetCheckResult
     group_name="selection",
     kinds={"duckdb", "parquet"},
     check_specs=[
-        dg.AssetCheckSpec(name, asset=LONGABC_DATASET, description=text)
+        dg.AssetCheckSpec(name, asset=LONGABC_DATASET, description=text, blocking=True)
         for name, text in CHECKS.items()
     ],
+    code_version=code_versions.longabc_dataset(),
     description=(
         "The LongABC selection of one category: LDS = N(ds) - alpha * N(du) normalized over "
         "all shards, top windows kept by fraction, token budget or threshold. Writes "
@@ -91,18 +112,18 @@ def longabc_dataset(
     config: SelectionConfig,
     data_root: DataRoot,
     windowing: Windowing,
+    attention_scorer: AttentionScorer,
 ):
     category = check_key("category", context.partition_key)
-    windows_glob, scores_glob = _globs(data_root, category)
     layout = data_root.layout
-    if not layout.shard_paths(SCORED_CHUNKS, category):
-        raise dg.Failure(f"no scored_chunks for category {category!r}: score its shards first")
+    files = current_files(layout, category, windowing, attention_scorer)
+    windows_files, scores_files = files.windows, files.scores
     out_dir = layout.category_dir(LONGABC_DATASET, category)
     settings = config.settings()
-    models = checks.one_model(scores_glob)
+    models = checks.one_model(scores_files)
     summary = export_category(
-        windows_glob,
-        scores_glob,
+        windows_files,
+        scores_files,
         out_dir,
         category=category,
         settings=settings,
@@ -110,13 +131,16 @@ def longabc_dataset(
             "window_size": windowing.window_size,
             "model": ", ".join(models[1]["models"]),
         },
+        inputs=files.as_record(),
     )
     context.log.info(
         f"{category}: kept {summary.kept:,} of {summary.n:,} windows "
         f"({summary.tokens_kept:,} tokens) by {settings.rule}={settings.value}"
     )
     yield dg.MaterializeResult(
+        data_version=dg.DataVersion(digest([settings.as_dict(), CategoryFiles.identity(files.as_record())])),
         metadata={
+            "shards": dg.MetadataValue.json(files.shards),
             "windows": summary.n,
             "kept": summary.kept,
             "dropped": summary.n - summary.kept,
@@ -125,19 +149,19 @@ def longabc_dataset(
             "cut_lds": summary.cut_lds,
             "settings": dg.MetadataValue.json(settings.as_dict()),
             "path": dg.MetadataValue.path(str(out_dir)),
-        }
+        },
     )
     yield _check_result(
         "windows_have_configured_length",
-        checks.windows_have_length(windows_glob, windowing.window_size),
+        checks.windows_have_length(windows_files, windowing.window_size),
     )
-    yield _check_result("data_ids_unique", checks.data_ids_unique(windows_glob))
-    yield _check_result("scores_finite", checks.scores_finite(scores_glob))
+    yield _check_result("data_ids_unique", checks.data_ids_unique(windows_files))
+    yield _check_result("scores_finite", checks.scores_finite(scores_files))
     yield _check_result("scores_from_one_model", models)
-    yield _check_result("ds_within_unit_interval", checks.ds_in_unit_interval(scores_glob))
+    yield _check_result("ds_within_unit_interval", checks.ds_in_unit_interval(scores_files))
     yield _check_result(
         "selection_follows_rule",
-        checks.selection_follows_rule(out_dir / SELECTED_FILE, scores_glob, settings),
+        checks.selection_follows_rule(out_dir / SELECTED_FILE, scores_files, settings),
     )
 
 
@@ -150,12 +174,16 @@ def longabc_dataset(
 )
 def longabc_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
     category = check_key("category", context.partition_key)
-    windows_glob, scores_glob = _globs(data_root, category)
     dataset_dir = data_root.layout.category_dir(LONGABC_DATASET, category)
     recorded = json.loads((dataset_dir / SUMMARY_FILE).read_text())
+    try:
+        files = recorded_files(recorded["inputs"])
+    except InconsistentDataError as exc:
+        raise dg.Failure(f"longabc_report {category}: {exc}") from exc
+    windows_files, scores_files = files.windows, files.scores
     settings = SelectionSettings(**recorded["settings"])
-    result = select_category(windows_glob, scores_glob, **settings.options())
-    html_text = render_report(category, result, windows_glob, recorded.get("settings_extra"))
+    result = select_category(windows_files, scores_files, **settings.options())
+    html_text = render_report(category, result, windows_files, recorded.get("settings_extra"))
     path = data_root.layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
     write_report(html_text, path)
     plots = score_histograms(result.table, result.summary.cut_lds)

@@ -8,7 +8,8 @@ what is current are the same whichever way a shard was scored.
 
 import dagster as dg
 
-from ..partitions import shard_partitions
+from ..partitions import category_shard_partitions, shard_partitions
+from ..provenance import read_provenance
 from ..resources import AttentionScorer, DataRoot
 from ..slurm.pipes_client import PipesSlurmArrayClient, ShardTask
 from ..slurm.resource import SlurmScoring
@@ -70,11 +71,15 @@ def score_shards_on_slurm(
         score_options=scorer_options(attention_scorer),
     )
     for partition, metadata in outcome.succeeded.items():
+        shard = category_shard_partitions.get_partition_key_from_str(partition).keys_by_dimension["shard"]
+        record = read_provenance(layout.shard_path(SCORED_CHUNKS, category, shard))
         context.log_event(
             dg.AssetMaterialization(
                 asset_key=SCORED_CHUNKS,
                 partition=partition,
                 metadata={**metadata, "path": dg.MetadataValue.path(metadata["path"])},
+                # the same data version the scored_chunks asset reports (the file's provenance)
+                tags={"dagster/data_version": record.fingerprint} if record else None,
             )
         )
     if outcome.failed:

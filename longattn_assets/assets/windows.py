@@ -2,14 +2,15 @@
 
 import dagster as dg
 
+from .. import code_versions
+from ..consistency import WINDOWED_CHUNKS
 from ..partitions import category_and_shard, category_shard_partitions, category_to_shards
 from ..progress import Throttle
 from ..resources import AttentionScorer, DataRoot, Windowing
 from ..windows.chunking import WindowSpec, WindowStats
-from ..windows.files import raw_corpus_batches, write_windows
+from ..windows.files import window_raw_shard
 from .corpus import raw_corpus
-
-WINDOWED_CHUNKS = "windowed_chunks"
+from .current import current_input
 
 
 @dg.asset(
@@ -17,6 +18,7 @@ WINDOWED_CHUNKS = "windowed_chunks"
     deps=[dg.AssetDep(raw_corpus, partition_mapping=category_to_shards)],
     group_name="windows",
     kinds={"parquet"},
+    code_version=code_versions.windowed_chunks(),
     description=(
         "Token windows of each document (LongAttn Algorithm 1) with the scoring model's "
         "tokenizer: token ids, decoded text and stable data_ids."
@@ -30,11 +32,8 @@ def windowed_chunks(
 ) -> dg.MaterializeResult:
     category, shard = category_and_shard(context)
     layout = data_root.layout
+    current_input(layout, category, shard, WINDOWED_CHUNKS)
     source = layout.shard_path("raw_corpus", category, shard)
-    if not source.is_file():
-        raise dg.Failure(
-            f"{source} does not exist: materialize raw_corpus for category {category!r} first"
-        )
     tokenizer = attention_scorer.tokenizer()
     spec = WindowSpec(category, shard, windowing.window_size, windowing.sample_fraction)
     output = layout.shard_path(WINDOWED_CHUNKS, category, shard)
@@ -47,13 +46,15 @@ def windowed_chunks(
             f"{stats.document_tokens / max(stats.seconds, 1e-9):,.0f} tokens/s"
         )
 
-    stats = write_windows(raw_corpus_batches(source), tokenizer, spec, output, progress)
+    stats, record = window_raw_shard(source, tokenizer, spec, output, progress)
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(record.fingerprint),
         metadata={
             **stats.as_metadata(),
             "window_size": windowing.window_size,
             "sample_fraction": windowing.sample_fraction,
             "tokenizer": tokenizer.fingerprint,
+            "provenance": record.fingerprint,
             "path": dg.MetadataValue.path(str(output)),
-        }
+        },
     )

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pyarrow as pa
+
+from ..consistency import RAW_CORPUS, raw_provenance
+from ..provenance import documents_fingerprint, files_fingerprint
 from ..storage import DataLayout, shard_key
 from .records import Document, Reject, category_files, read_file
 from .sharding import IngestStats, shard_documents
 
-RAW_CORPUS = "raw_corpus"
 REJECTS = "rejects"
 REJECTS_FILE = "raw_corpus.jsonl"
 
@@ -45,6 +48,11 @@ def unconfigured_folders(input_dir: Path, categories: list[str]) -> list[str]:
     )
 
 
+def input_fingerprint(input_dir: Path, category: str) -> str:
+    """Fingerprint of the files an ingest of ``category`` reads now (paths, sizes, mtimes)."""
+    return files_fingerprint(input_files(input_dir, category), relative_to=input_dir / category)
+
+
 def _records(folder: Path, files: list[Path]) -> Iterator[Document | Reject]:
     for path in files:
         yield from read_file(path, source=path.relative_to(folder).as_posix())
@@ -59,6 +67,12 @@ def ingest_category(
 ) -> IngestStats:
     """Read every file of ``input_dir/category`` and write its documents into shards."""
     files = input_files(input_dir, category)
+    source = files_fingerprint(files, relative_to=input_dir / category)
+
+    def stamp(index: int, table: pa.Table) -> pa.Table:
+        record = raw_provenance(category, shard_key(index), num_shards, documents_fingerprint(table), source)
+        return record.stamped(table)
+
     stats = shard_documents(
         _records(input_dir / category, files),
         num_shards,
@@ -66,6 +80,7 @@ def ingest_category(
         layout.category_file(REJECTS, category, REJECTS_FILE),
         spill_dir=layout.root / ".work",
         progress=progress,
+        stamp=stamp,
     )
     stats.files = len(files)
     return stats

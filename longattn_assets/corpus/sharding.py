@@ -136,8 +136,12 @@ def shard_documents(
     rejects_path: Path,
     spill_dir: Path,
     progress: Callable[[int, int], None] | None = None,
+    stamp: Callable[[int, pa.Table], pa.Table] = lambda index, table: table,
 ) -> IngestStats:
-    """Route every document to its shard, write each shard and the rejects atomically."""
+    """Route every document to its shard, write each shard and the rejects atomically.
+
+    ``stamp`` gives a shard's table its provenance record before it is written.
+    """
     started = time.perf_counter()
     stats = IngestStats()
     rejects: list[Reject] = []
@@ -155,7 +159,7 @@ def shard_documents(
             table, duplicates = _sorted_unique(spill.table())
             rejects.extend(duplicates)
             stats.duplicates += len(duplicates)
-            write_parquet(table, shard_path(index))
+            write_parquet(stamp(index, table), shard_path(index))
             stats.documents += len(table)
             stats.characters += int(pc.sum(table.column("n_chars")).as_py() or 0)
             stats.shard_documents[f"{index:05d}"] = len(table)

@@ -39,7 +39,7 @@ _WINDOW_COLUMNS = ("rank", "data_id", "doc_id", "shard", "n_tokens", "ds", "du",
 
 
 def load_previews(
-    windows_glob: str, data_ids: Sequence[str], chars: int = PREVIEW_CHARS
+    windows_glob: duck.Source, data_ids: Sequence[str], chars: int = PREVIEW_CHARS
 ) -> dict[str, str]:
     """The first ``chars`` characters of each window's text, read with DuckDB."""
     if not data_ids:
@@ -56,7 +56,7 @@ def load_previews(
 def render_report(
     category: str,
     result: SelectionResult,
-    windows_glob: str,
+    windows_glob: duck.Source,
     extra_settings: Mapping[str, object] | None = None,
 ) -> str:
     """The report of one category's selection, its text previews read from ``windows_glob``."""

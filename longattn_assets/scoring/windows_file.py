@@ -20,7 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..consistency import SCORED_CHUNKS, derived_provenance
+from ..provenance import CODE_REVISIONS
 from ..storage import write_parquet
+from ..windows.files import recorded_provenance
 from .resume import ScoringParts, file_sha256
 from .scorer import Layer0Scorer
 
@@ -55,6 +58,22 @@ def _check_tokenizer(windows: pa.Table, expected: str) -> None:
             f"windows were tokenized with {', '.join(others)} but the scoring model's tokenizer "
             f"is {expected}; re-window the corpus with the scoring model's tokenizer"
         )
+
+
+def scorer_recipe(scorer: Layer0Scorer) -> dict[str, object]:
+    """The scorer settings that change scores: weights and rope (in the model fingerprint),
+    BOS, precision, statistics kernel and its block size, device kind. Batch sizes do not."""
+    projector = scorer.projector
+    return {
+        "code": CODE_REVISIONS[SCORED_CHUNKS],
+        "model": scorer.fingerprint,
+        "add_bos": projector.add_bos,
+        "bos_token_id": projector.bos_token_id,
+        "dtype": str(scorer.dtype),
+        "kernel": scorer.kernel,
+        "block_size": scorer.block_size,
+        "device": scorer.device.type,
+    }
 
 
 def _token_windows(column: pa.ChunkedArray) -> list[np.ndarray]:
@@ -161,6 +180,7 @@ def score_windows_file(
     output = Path(output_path)
     source = scorer.weights.source if scorer is not None else resolve_model(model)
     tokenizer = load_tokenizer(source)
+    windows_record = recorded_provenance(Path(windows_path))
     _check_tokenizer(pq.read_table(windows_path, columns=["tokenizer"]), tokenizer.fingerprint)
     if scorer is None:
         scorer = Layer0Scorer(
@@ -188,7 +208,8 @@ def score_windows_file(
         if progress is not None:
             progress(done, total)
     seconds = time.perf_counter() - start
-    write_parquet(parts.assemble(chunks, SCORED_SCHEMA), output)
+    record = derived_provenance(SCORED_CHUNKS, scorer_recipe(scorer), windows_record)
+    write_parquet(record.stamped(parts.assemble(chunks, SCORED_SCHEMA)), output)
     parts.remove()
     return {
         "windows": done,
@@ -199,4 +220,5 @@ def score_windows_file(
         "peak_memory_bytes": scorer.peak_memory_bytes(),
         "device": str(scorer.device),
         "model": scorer.fingerprint,
+        "provenance": record.fingerprint,
     }

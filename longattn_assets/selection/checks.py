@@ -18,7 +18,7 @@ CheckResult = tuple[bool, dict[str, object]]
 _EXAMPLES = 5
 
 
-def windows_have_length(windows_glob: str, window_size: int) -> CheckResult:
+def windows_have_length(windows_glob: duck.Source, window_size: int) -> CheckResult:
     """Every window has exactly ``window_size`` tokens, and its token_ids agree with n_tokens."""
     with duck.connect() as con:
         n, wrong_length, wrong_ids, examples = _one_row(
@@ -40,7 +40,7 @@ def windows_have_length(windows_glob: str, window_size: int) -> CheckResult:
     }  # fmt: skip
 
 
-def data_ids_unique(glob: str) -> CheckResult:
+def data_ids_unique(glob: duck.Source) -> CheckResult:
     """No data_id appears twice across the category's shards."""
     with duck.connect() as con:
         n, distinct, examples = _one_row(
@@ -56,7 +56,7 @@ def data_ids_unique(glob: str) -> CheckResult:
     return n == distinct, {"rows": n, "distinct_data_ids": distinct, "duplicated": examples or []}
 
 
-def scores_finite(scores_glob: str) -> CheckResult:
+def scores_finite(scores_glob: duck.Source) -> CheckResult:
     """No ds or du is missing, NaN or infinite."""
     bad = "(ds IS NULL OR du IS NULL OR NOT isfinite(ds) OR NOT isfinite(du))"
     with duck.connect() as con:
@@ -71,7 +71,7 @@ def scores_finite(scores_glob: str) -> CheckResult:
     return count == 0, {"windows": n, "not_finite": count, "examples": examples or []}
 
 
-def one_model(scores_glob: str) -> CheckResult:
+def one_model(scores_glob: duck.Source) -> CheckResult:
     """Every score of the category comes from the same model weights and rope settings.
 
     Scores of different models are on different scales; normalizing them together would
@@ -84,7 +84,7 @@ def one_model(scores_glob: str) -> CheckResult:
     return len(rows) <= 1, {"models": {model: count for model, count in rows}}
 
 
-def ds_in_unit_interval(scores_glob: str, slack: float = 1e-9) -> CheckResult:
+def ds_in_unit_interval(scores_glob: duck.Source, slack: float = 1e-9) -> CheckResult:
     """ds is a share of attention mass over L rows, so it lies in [0, 1] (up to rounding)."""
     outside = f"(ds < {-slack!r} OR ds > {1 + slack!r})"
     with duck.connect() as con:
@@ -102,7 +102,7 @@ def ds_in_unit_interval(scores_glob: str, slack: float = 1e-9) -> CheckResult:
 
 
 def selection_follows_rule(
-    selected: str | os.PathLike[str], scores_glob: str, settings: SelectionSettings
+    selected: str | os.PathLike[str], scores_glob: duck.Source, settings: SelectionSettings
 ) -> CheckResult:
     """The selected file is the top of the category's LDS ranking, sized as its rule says.
 

@@ -1,6 +1,7 @@
 """DuckDB connections and Parquet sources for the selection queries.
 
-Every query reads the category's shards through one glob. The connection has a memory
+Every query reads the category's shards through one source: the list of the current
+partition set's files (what the assets pass), or a glob (the ``longattn`` commands). The connection has a memory
 limit and a spill folder so ranking ten million windows stays bounded in memory.
 """
 
@@ -9,8 +10,11 @@ from __future__ import annotations
 import glob as globlib
 import os
 import tempfile
+from collections.abc import Sequence
 
 import duckdb
+
+Source = str | Sequence[str]  # a glob, or a list of files
 
 DEFAULT_MEMORY_LIMIT = os.environ.get("LONGATTN_DUCKDB_MEMORY", "2GB")
 
@@ -28,12 +32,18 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def parquet(glob: str) -> str:
-    """A ``read_parquet`` call over ``glob``; fails clearly when nothing matches.
+def parquet(source: Source) -> str:
+    """A ``read_parquet`` call over a glob or a list of files; fails clearly when nothing matches.
 
     Hive partitioning is off: the shard files carry their own category/shard columns, and
     DuckDB would otherwise cast a shard key like ``00003`` to the integer 3.
     """
-    if not globlib.glob(glob):
-        raise FileNotFoundError(f"no Parquet files match {glob}")
-    return f"read_parquet({sql_literal(glob)}, hive_partitioning = false)"
+    if isinstance(source, str):
+        if not globlib.glob(source):
+            raise FileNotFoundError(f"no Parquet files match {source}")
+        files = sql_literal(source)
+    else:
+        if not source:
+            raise FileNotFoundError("no Parquet files to read")
+        files = "[" + ", ".join(sql_literal(str(path)) for path in source) + "]"
+    return f"read_parquet({files}, hive_partitioning = false)"

@@ -4,7 +4,8 @@
 - ``longabc.jsonl``: LongAttn's export format, one ``{"content", "data_id"}`` per line.
 - ``hf/``: a Hugging Face datasets folder, ``data/train-0000i-of-0000N.parquet`` plus a
   ``README.md`` dataset card whose YAML front matter tells ``load_dataset`` what is there.
-- ``selection.json``: the settings and statistics of the selection.
+- ``selection.json``: the settings and statistics of the selection, and its ``inputs``: the
+  shards it read with each file's provenance fingerprint and the recipes that made them.
 
 The exports stream ``selected.parquet`` batch by batch, so memory stays bounded whatever
 the category's size.
@@ -38,17 +39,22 @@ _BATCH_ROWS = 1024
 
 
 def export_category(
-    windows_glob: str,
-    scores_glob: str,
+    windows_glob: duck.Source,
+    scores_glob: duck.Source,
     out_dir: str | os.PathLike[str],
     *,
     category: str,
     settings: SelectionSettings | None = None,
     hf_file_bytes: int = DEFAULT_HF_FILE_BYTES,
     extra_settings: dict[str, object] | None = None,
+    inputs: dict[str, object] | None = None,
     memory_limit: str = duck.DEFAULT_MEMORY_LIMIT,
 ) -> SelectionSummary:
-    """Select a category and write every output into ``out_dir``."""
+    """Select a category and write every output into ``out_dir``.
+
+    ``inputs`` (``consistency.CategoryFiles.as_record()``) names the shards and the
+    fingerprints of the files read; it goes into selection.json and the dataset card.
+    """
     settings = settings or SelectionSettings()
     out = Path(out_dir)
     summary = write_selected_parquet(
@@ -58,9 +64,10 @@ def export_category(
     write_longabc_jsonl(out / SELECTED_FILE, out / JSONL_FILE)
     write_hf_dataset(
         out / SELECTED_FILE, out / HF_DIR, category=category, summary=summary,
-        max_file_bytes=hf_file_bytes, extra_settings=extra_settings,
+        max_file_bytes=hf_file_bytes, extra_settings=extra_settings, inputs=inputs,
     )  # fmt: skip
-    record = {"category": category, **summary.as_dict(), "settings_extra": extra_settings or {}}
+    record = {"category": category, **summary.as_dict(), "settings_extra": extra_settings or {},
+              "inputs": inputs or {}}  # fmt: skip
     write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", out / SUMMARY_FILE)
     return summary
 
@@ -85,6 +92,7 @@ def write_hf_dataset(
     summary: SelectionSummary,
     max_file_bytes: int = DEFAULT_HF_FILE_BYTES,
     extra_settings: dict[str, object] | None = None,
+    inputs: dict[str, object] | None = None,
 ) -> list[Path]:
     """Split the kept windows into train-*.parquet files of at most ``max_file_bytes`` of text.
 
@@ -121,7 +129,7 @@ def write_hf_dataset(
         stale.unlink()
     card = dataset_card(
         category, summary, schema, source.metadata.num_rows,
-        num_bytes=sum(f.stat().st_size for f in finals), extra_settings=extra_settings,
+        num_bytes=sum(f.stat().st_size for f in finals), extra_settings=extra_settings, inputs=inputs,
     )  # fmt: skip
     write_text(card, Path(hf_dir) / "README.md")
     return finals
@@ -161,6 +169,7 @@ def dataset_card(
     *,
     num_bytes: int,
     extra_settings: dict[str, object] | None = None,
+    inputs: dict[str, object] | None = None,
 ) -> str:
     """A README.md with the YAML front matter the Hub and ``load_dataset`` read."""
     front = {
@@ -209,5 +218,29 @@ def dataset_card(
             for stat, value in facts[score].items()
         ),
         "",
+        *_inputs_section(inputs),
     ]
     return "\n".join(lines)
+
+
+def _inputs_section(inputs: dict | None) -> list[str]:
+    """The shards read, with the fingerprints of their windows and scores files and their recipes."""
+    if not inputs:
+        return []
+    recipes = [
+        f"| {kind} {key} | {value} |"
+        for kind in ("windows", "scores")
+        for key, value in sorted(inputs.get(f"{kind}_recipe", {}).items())
+    ]
+    return [
+        "## Inputs",
+        "",
+        "| shard | windows | scores | windows scored |",
+        "|---|---|---|---|",
+        *(f"| {s['shard']} | {s['windows']} | {s['scores']} | {s['rows']} |" for s in inputs["shards"]),
+        "",
+        "| made with | value |",
+        "|---|---|",
+        *recipes,
+        "",
+    ]

@@ -67,8 +67,8 @@ class SelectionResult:
 
 
 def select_category(
-    windows_glob: str,
-    scores_glob: str,
+    windows_glob: duck.Source,
+    scores_glob: duck.Source,
     *,
     normalize: str = "zscore",
     alpha: float = 0.5,
@@ -90,8 +90,8 @@ def select_category(
 
 
 def write_selected_parquet(
-    windows_glob: str,
-    scores_glob: str,
+    windows_glob: duck.Source,
+    scores_glob: duck.Source,
     path: str | os.PathLike[str],
     *,
     normalize: str = "zscore",
@@ -136,8 +136,8 @@ def write_selected_parquet(
 
 def rank_windows(
     con: duckdb.DuckDBPyConnection,
-    windows_glob: str,
-    scores_glob: str,
+    windows_glob: duck.Source,
+    scores_glob: duck.Source,
     settings: SelectionSettings,
 ) -> SelectionSummary:
     """Create the temp table ``ranked`` (RANKED_COLUMNS) on ``con`` and summarise it."""

@@ -9,8 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..consistency import WINDOWED_CHUNKS, derived_provenance, windows_recipe
 from ..corpus.records import Document, Reject
 from ..model.tokenizer import ModelTokenizer
+from ..provenance import Provenance, read_provenance
 from ..storage import atomic_path
 from .chunking import WINDOWED_CHUNKS_SCHEMA, WindowSpec, WindowStats, window_documents
 from .ids import document_hash
@@ -29,13 +31,25 @@ def document_batches(
     rejects: list[Reject],
     docs_per_batch: int = DOCS_PER_BATCH,
 ) -> Iterator[pa.Table]:
-    """Batches of documents from raw records; rejects are appended to ``rejects``."""
+    """Batches of documents from raw records; rejects are appended to ``rejects``.
+
+    A text seen before is rejected as a duplicate, as ingest does, so the window ids (a
+    hash of the text and the window's place) are unique in any file written from them.
+    """
+    seen: set[str] = set()
+
     def documents() -> Iterator[Document]:
         for item in records:
             if isinstance(item, Reject):
                 rejects.append(item)
-            else:
-                yield item
+                continue
+            doc_hash = document_hash(item.text)
+            if doc_hash in seen:
+                reason = f"duplicate text: same document as another row (doc_hash {doc_hash})"
+                rejects.append(Reject(item.source, item.location, reason, ""))
+                continue
+            seen.add(doc_hash)
+            yield item
 
     stream = documents()
     while chunk := list(islice(stream, docs_per_batch)):
@@ -55,13 +69,51 @@ def write_windows(
     spec: WindowSpec,
     output: Path,
     progress: Callable[[WindowStats], None] | None = None,
+    *,
+    provenance: Provenance,
 ) -> WindowStats:
-    """Window every batch and write one Parquet file atomically; return the statistics."""
+    """Window every batch and write one Parquet file, with its provenance, atomically."""
     stats = WindowStats()
+    schema = provenance.stamp(WINDOWED_CHUNKS_SCHEMA)
     with atomic_path(output) as tmp:
-        with pq.ParquetWriter(tmp, WINDOWED_CHUNKS_SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for table, running in window_documents(batches, tokenizer, spec, progress):
                 stats = running
                 if len(table):
                     writer.write_table(table)
     return stats
+
+
+class MissingProvenanceError(ValueError):
+    """An input file that does not say what made it, so what is made from it could not either."""
+
+
+def recorded_provenance(path: Path) -> Provenance:
+    record = read_provenance(path)
+    if record is None:
+        raise MissingProvenanceError(
+            f"{path} records no provenance (written by an older version or by hand): make it again"
+        )
+    return record
+
+
+def window_raw_shard(
+    source: Path,
+    tokenizer: ModelTokenizer,
+    spec: WindowSpec,
+    output: Path,
+    progress: Callable[[WindowStats], None] | None = None,
+    docs_per_batch: int = DOCS_PER_BATCH,
+) -> tuple[WindowStats, Provenance]:
+    """Window a raw_corpus shard into ``output``, recording that it was made from ``source``."""
+    recipe = windows_recipe(spec.window_size, spec.sample_fraction, tokenizer.fingerprint)
+    record = derived_provenance(WINDOWED_CHUNKS, recipe, recorded_provenance(source))
+    batches = raw_corpus_batches(source, docs_per_batch)
+    return write_windows(batches, tokenizer, spec, output, progress, provenance=record), record
+
+
+def files_provenance(spec: WindowSpec, tokenizer: ModelTokenizer, input_files: str) -> Provenance:
+    """The record of windows cut straight from input files (``longattn window``)."""
+    recipe = windows_recipe(spec.window_size, spec.sample_fraction, tokenizer.fingerprint)
+    inputs = {"input_files": input_files}
+    return Provenance(WINDOWED_CHUNKS, spec.category, spec.shard, recipe, inputs, inputs)

@@ -108,7 +108,7 @@ def test_demo_runs_everything_then_reuses_it(small_corpus: Path, tmp_path: Path)
         categories=["code"],
         say=said.append,
     )
-    assert sum("already materialized" in line for line in said) == 6  # ingest, 4 shards, selection
+    assert sum("up to date" in line for line in said) == 6  # ingest, 4 shards, selection
     assert selected.stat().st_mtime_ns == before
 
 

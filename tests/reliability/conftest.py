@@ -27,11 +27,13 @@ def windows_file(tmp_path_factory, tokenizer) -> Path:
     """A windowed_chunks file of about twenty 128-token windows of real text."""
     from longattn_assets.corpus.records import Document
     from longattn_assets.windows.chunking import WindowSpec
-    from longattn_assets.windows.files import document_batches, write_windows
+    from longattn_assets.windows.files import document_batches, files_provenance, write_windows
 
     docs = [Document(text[:2_500], name, "stdlib", i) for i, (name, text) in enumerate(stdlib_sources(4, 4_000))]
     path = tmp_path_factory.mktemp("windows") / "shard=00000.parquet"
-    write_windows(document_batches(docs, []), tokenizer, WindowSpec("code", "00000", 128), path)
+    spec = WindowSpec("code", "00000", 128)
+    record = files_provenance(spec, tokenizer, "stdlib")
+    write_windows(document_batches(docs, []), tokenizer, spec, path, provenance=record)
     assert pq.read_metadata(path).num_rows >= 16
     return path
 

@@ -4,6 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from longattn_assets.provenance import Provenance
 from longattn_assets.scoring.scorer import Layer0Scorer
 from longattn_assets.scoring.windows_file import (
     SCORED_SCHEMA,
@@ -14,9 +15,11 @@ from longattn_assets.scoring.windows_file import (
 
 
 def _windows_table(text_ids, tokenizer_fp, lengths=(200, 31, 450)):
+    """Windows written by hand, with the provenance record every windows file carries."""
     starts = [0, 300, 1000]
     rows = [text_ids[s : s + n] for s, n in zip(starts, lengths, strict=True)]
-    return pa.table(
+    record = Provenance("windowed_chunks", "code", "00000", {"tokenizer": tokenizer_fp}, {"input_files": "by hand"})
+    return record.stamped(pa.table(
         {
             "data_id": [f"doc{i}-w0" for i in range(len(rows))],
             "n_tokens": pa.array([len(r) for r in rows], pa.int32()),
@@ -24,7 +27,7 @@ def _windows_table(text_ids, tokenizer_fp, lengths=(200, 31, 450)):
             "tokenizer": [tokenizer_fp] * len(rows),
             "text": ["..."] * len(rows),
         }
-    )
+    ))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from longattn_assets.corpus.ingest import ingest_category
 from longattn_assets.storage import DataLayout, shard_key
 from longattn_assets.windows.chunking import WindowSpec
-from longattn_assets.windows.files import raw_corpus_batches, write_windows
+from longattn_assets.windows.files import window_raw_shard
 from tests.corpus_fixtures import stdlib_sources, write_jsonl
 
 WINDOW = 256
@@ -21,8 +21,8 @@ def windows_of(input_dir: Path, root: Path, num_shards: int, tokenizer) -> dict[
     for index in range(num_shards):
         shard = shard_key(index)
         out = layout.shard_path("windowed_chunks", "code", shard)
-        write_windows(
-            raw_corpus_batches(layout.shard_path("raw_corpus", "code", shard)),
+        window_raw_shard(
+            layout.shard_path("raw_corpus", "code", shard),
             tokenizer,
             WindowSpec("code", shard, WINDOW),
             out,
@@ -82,8 +82,8 @@ def test_sampling_keeps_a_fixed_subset_whatever_the_order(two_layouts, tmp_path,
     kept = []
     for fraction in (0.3, 0.3, 1.0):
         out = tmp_path / f"s{len(kept)}.parquet"
-        stats = write_windows(
-            raw_corpus_batches(layout.shard_path("raw_corpus", "code", "00000")),
+        stats, _ = window_raw_shard(
+            layout.shard_path("raw_corpus", "code", "00000"),
             tokenizer,
             WindowSpec("code", "00000", WINDOW, fraction),
             out,

@@ -20,7 +20,7 @@ from longattn_assets.scoring.windows_file import score_windows_file
 from longattn_assets.selection.exports import JSONL_FILE, SELECTED_FILE, export_category
 from longattn_assets.storage import DataLayout, shard_key
 from longattn_assets.windows.chunking import WindowSpec
-from longattn_assets.windows.files import raw_corpus_batches, write_windows
+from longattn_assets.windows.files import window_raw_shard
 
 from ..conftest import KILL_WINDOW, RESUME_CHUNK
 from ..kill.harness import ORDER
@@ -48,8 +48,8 @@ def _run(input_dir: Path, root: Path, shards: int, tokenizer, scorer, docs_per_b
     for index in range(shards):
         key = shard_key(index)
         windows = layout.shard_path("windowed_chunks", "code", key)
-        batches = raw_corpus_batches(layout.shard_path("raw_corpus", "code", key), docs_per_batch)
-        write_windows(batches, tokenizer, WindowSpec("code", key, WINDOW), windows)
+        source = layout.shard_path("raw_corpus", "code", key)
+        window_raw_shard(source, tokenizer, WindowSpec("code", key, WINDOW), windows, docs_per_batch=docs_per_batch)
         score_windows_file(windows, layout.shard_path("scored_chunks", "code", key), scorer=scorer)
     export_category(
         layout.shard_glob("windowed_chunks", "code"), layout.shard_glob("scored_chunks", "code"),
@@ -92,7 +92,7 @@ def test_windowing_batch_size_changes_no_row(one_shard: DataLayout, tokenizer, t
     tables = []
     for docs_per_batch in (1, 5, 64):
         out = tmp_path / f"windows-{docs_per_batch}.parquet"
-        write_windows(raw_corpus_batches(source, docs_per_batch), tokenizer, WindowSpec("code", "00000", WINDOW), out)
+        window_raw_shard(source, tokenizer, WindowSpec("code", "00000", WINDOW), out, docs_per_batch=docs_per_batch)
         tables.append(pq.read_table(out))
     assert tables[0].num_rows > 0
     assert all(t.equals(tables[0]) for t in tables[1:])
