@@ -19,7 +19,11 @@ from triton.runtime.errors import OutOfResources  # noqa: E402
 from longattn_assets.scoring import kernel_choice, triton_statistics  # noqa: E402
 from longattn_assets.scoring.kernel_choice import choose_statistics_kernel  # noqa: E402
 from longattn_assets.scoring.statistics import long_range_statistics  # noqa: E402
-from longattn_assets.scoring.triton_configs import LAUNCH_CONFIGS, PORTABLE_CAPABILITY  # noqa: E402
+from longattn_assets.scoring.triton_configs import (  # noqa: E402
+    LAUNCH_CONFIGS,
+    PORTABLE_CAPABILITY,
+    TORCH_ONLY,
+)
 
 SHAPE = {"num_heads": 4, "num_kv_heads": 2, "head_dim": 64, "block_size": 64}
 CPU = torch.device("cpu")
@@ -63,10 +67,18 @@ def test_the_launch_config_is_looked_up_for_the_device(monkeypatch):
     fused = triton_statistics.long_range_statistics_triton
     monkeypatch.setattr(triton_statistics, "long_range_statistics_triton", spy)
     monkeypatch.setattr(kernel_choice, "device_capability", lambda device: 90)
-    choice = choose(head_dim=128)
-    want = LAUNCH_CONFIGS[(90, torch.float32, 128)]
+    choice = choose(head_dim=64)
+    want = LAUNCH_CONFIGS[(90, torch.float32, 64)]
     assert choice.description == f"triton {want} on sm_90"
     assert launched == [dataclasses.asdict(want)]
+
+
+def test_a_combination_the_table_leaves_to_torch_falls_back_with_the_reason(monkeypatch, caplog):
+    monkeypatch.setattr(kernel_choice, "device_capability", lambda device: 90)
+    with caplog.at_level(logging.WARNING, logger="longattn_assets"):
+        assert choose(head_dim=128).name == "torch"
+    (warning,) = warnings_in(caplog)
+    assert TORCH_ONLY[(90, torch.float32, 128)] in warning
 
 
 def test_a_kernel_that_fails_to_launch_falls_back_to_torch_with_one_warning(monkeypatch, caplog):

@@ -7,12 +7,14 @@ import pytest
 
 pytest.importorskip("triton", reason="Triton is not installed (pip install 'longattn_assets[gpu]')")
 
+import torch  # noqa: E402
 from triton.runtime.errors import OutOfResources  # noqa: E402
 
 from longattn_assets.model.layer0 import load_layer0  # noqa: E402
 from longattn_assets.model.tokenizer import load_tokenizer  # noqa: E402
 from longattn_assets.scoring import triton_statistics  # noqa: E402
 from longattn_assets.scoring.scorer import Layer0Scorer  # noqa: E402
+from longattn_assets.scoring.triton_configs import LAUNCH_CONFIGS, PORTABLE_CAPABILITY  # noqa: E402
 from tests.corpus_fixtures import stdlib_sources  # noqa: E402
 
 
@@ -34,7 +36,8 @@ def scorers(kernel: str = "triton") -> tuple[Layer0Scorer, Layer0Scorer]:
 def test_triton_kernel_through_the_scorer_matches_the_torch_kernel(windows):
     fused, reference = scorers()
     assert fused.kernel == "triton" and reference.kernel == "torch"
-    assert fused.kernel_description.startswith("triton 128x64 w4 s3")
+    config = LAUNCH_CONFIGS[(PORTABLE_CAPABILITY, torch.float32, fused.weights.head_dim)]
+    assert fused.kernel_description == f"triton {config} on Triton's interpreter"
     for got, want in zip(fused.score(windows), reference.score(windows), strict=True):
         np.testing.assert_allclose(got.ds_heads, want.ds_heads, rtol=1e-4)
         np.testing.assert_allclose(got.du_heads, want.du_heads, rtol=1e-3)
