@@ -288,9 +288,14 @@ def sweep(fused: Callable, q: torch.Tensor, k: torch.Tensor, args) -> tuple[Conf
     """Fastest of a few tile configs on this device; the first is the launch config table's entry."""
     from longattn_assets.scoring.triton_configs import device_capability, launch_config
 
-    table = Config(**vars(launch_config(device_capability(q.device), q.dtype, q.shape[2])))
+    notes = []
+    try:
+        table = Config(**vars(launch_config(device_capability(q.device), q.dtype, q.shape[2])))
+    except ValueError as exc:  # the scorer would use the torch kernel here
+        notes.append(f"| table | {exc} |")
+        table = SWEEP[0]
     candidates = [table, *(cfg for cfg in SWEEP if cfg != table)]
-    notes, best = [], (math.inf, table)
+    best = (math.inf, table)
     for i, cfg in enumerate(candidates if args.sweep else candidates[:1]):
         try:
             ms, _ = time_cuda(lambda cfg=cfg: fused(q, k, **vars(cfg)), args.warmup, args.repeats)

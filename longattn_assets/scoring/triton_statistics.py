@@ -159,7 +159,7 @@ def _check_inputs(q: torch.Tensor, k: torch.Tensor) -> None:
 def _check_powers_of_two(**sizes: int) -> None:
     for name, size in sizes.items():
         if size < 16 or size & (size - 1):
-            raise ValueError(f"{name.replace('_', ' ')} must be a power of two >= 16 (tl.dot), got {size}")
+            raise ValueError(f"{name} must be a power of two >= 16 (tl.dot), got {size}")
 
 
 def _resolve_config(q: torch.Tensor, *given: int | None) -> LaunchConfig:

@@ -13,6 +13,10 @@ pytest.importorskip("triton", reason="Triton is not installed (pip install 'long
 
 from longattn_assets.scoring.triton_configs import ARCHITECTURES, LAUNCH_CONFIGS  # noqa: E402
 
+# A cold compile of the whole table takes ~170 s of CPU (about 1.5 min on two idle cores,
+# far more on a loaded machine); Triton's cache makes later runs take seconds.
+pytestmark = pytest.mark.timeout(3600)
+
 ENTRIES = sorted(LAUNCH_CONFIGS, key=lambda key: (key[0], str(key[1]), key[2]))
 
 
