@@ -19,6 +19,7 @@ import datetime
 import importlib
 import importlib.util
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -62,17 +63,41 @@ SHAPES = {
 
 @dataclass(frozen=True)
 class Hardware:
-    """Peak rates of one H200 SXM (GH100, the same SMs and clocks as H100 SXM)."""
+    """Peak rates of one GPU model; docs/gpu.md gives the source of every number."""
 
-    name: str = "H200 SXM"
-    dense_bf16_flops: float = 989e12  # NVIDIA H200 datasheet: 1,979 TFLOP/s is with sparsity
-    sms: int = 132
-    exp_per_clock_per_sm: int = 16  # CUDA guide throughput table, cc 9.0: exp2f/MUFU ops
-    clock_hz: float = 1.98e9  # max boost clock of GH100 SXM
+    name: str
+    pattern: str  # matched against torch.cuda.get_device_properties().name
+    sms: int
+    clock_hz: float  # max boost clock
+    # Dense (no sparsity) FLOP/s of the kernel's dot per input dtype: tensor cores for
+    # bf16/fp16 with fp32 accumulation; plain fp32 FMA for fp32 (IEEE dots, no TF32).
+    dense_flops: dict[str, float]
+    exp_per_clock_per_sm: int = 16  # CUDA guide throughput table, cc 8.x and 9.0: exp2f (MUFU)
 
     @property
     def exp_rate(self) -> float:
         return self.exp_per_clock_per_sm * self.sms * self.clock_hz
+
+
+def _rates(half: float, fp32: float) -> dict[str, float]:
+    return {"bfloat16": half, "float16": half, "float32": fp32}
+
+
+HARDWARE = [
+    Hardware("A100", r"A100", 108, 1.41e9, _rates(312e12, 19.5e12)),
+    Hardware("H100 SXM", r"H100 80GB HBM3|H100 SXM", 132, 1.98e9, _rates(989e12, 67e12)),
+    Hardware("H100 PCIe", r"H100 PCIe", 114, 1.755e9, _rates(756e12, 51e12)),
+    Hardware("H200 SXM", r"H200", 132, 1.98e9, _rates(989e12, 67e12)),
+    Hardware("L40S", r"L40S", 142, 2.52e9, _rates(362e12, 91.6e12)),
+]
+
+
+def detect_hardware(device_name: str, sms: int) -> Hardware | None:
+    """The table's entry for a device name and SM count; None for a GPU it does not know."""
+    for hw in HARDWARE:
+        if re.search(hw.pattern, device_name) and hw.sms == sms:
+            return hw
+    return None
 
 
 def causal_long_range_pairs(length: int) -> int:
@@ -95,11 +120,27 @@ class Limit:
         return max(self.mma_s, self.exp_s)
 
 
-def work_limit(length: int, heads: int, head_dim: int, hw: Hardware = Hardware()) -> Limit:
-    """Lower bound on the statistics time: QK^T on tensor cores and one exp per pair."""
+def work_limit(length: int, heads: int, head_dim: int, hw: Hardware, dtype: str = "bfloat16") -> Limit:
+    """Lower bound on the statistics time: QK^T at the dtype's dense rate and one exp per pair."""
     pairs = causal_long_range_pairs(length) * heads
     flops = 2.0 * head_dim * pairs
-    return Limit(flops, float(pairs), flops / hw.dense_bf16_flops, pairs / hw.exp_rate)
+    return Limit(flops, float(pairs), flops / hw.dense_flops[dtype], pairs / hw.exp_rate)
+
+
+def limits_table(length: int = 32768, dtype: str = "bfloat16") -> str:
+    """Expected (limit) ms per window of each model shape on each GPU of the table."""
+    lines = [
+        f"| GPU | SMs | dense {dtype} TFLOP/s | exp T/s | "
+        + " | ".join(f"{shape.name} ms/window" for shape in SHAPES.values()) + " |",
+        "|---|---|---|---|" + "---|" * len(SHAPES),
+    ]
+    for hw in HARDWARE:
+        ms = [work_limit(length, s.heads, s.head_dim, hw, dtype).seconds * 1e3 for s in SHAPES.values()]
+        lines.append(
+            f"| {hw.name} | {hw.sms} | {hw.dense_flops[dtype] / 1e12:g} | {hw.exp_rate / 1e12:.2f} | "
+            + " | ".join(f"{m:.2f}" for m in ms) + " |"
+        )
+    return "\n".join(lines)
 
 
 def llama3_inverse_frequencies(head_dim: int, theta: float, scaling: dict) -> torch.Tensor:
@@ -244,9 +285,18 @@ SWEEP = [Config(128, 64, 8, 3), Config(128, 64, 4, 3), Config(128, 128, 8, 3),
 
 
 def sweep(fused: Callable, q: torch.Tensor, k: torch.Tensor, args) -> tuple[Config, list[str]]:
-    """Fastest of a few tile configs on this device; the first is the module's default."""
-    notes, best = [], (math.inf, SWEEP[0])
-    for i, cfg in enumerate(SWEEP if args.sweep else SWEEP[:1]):
+    """Fastest of a few tile configs on this device; the first is the launch config table's entry."""
+    from longattn_assets.scoring.triton_configs import device_capability, launch_config
+
+    notes = []
+    try:
+        table = Config(**vars(launch_config(device_capability(q.device), q.dtype, q.shape[2])))
+    except ValueError as exc:  # the scorer would use the torch kernel here
+        notes.append(f"| table | {exc} |")
+        table = SWEEP[0]
+    candidates = [table, *(cfg for cfg in SWEEP if cfg != table)]
+    best = (math.inf, table)
+    for i, cfg in enumerate(candidates if args.sweep else candidates[:1]):
         try:
             ms, _ = time_cuda(lambda cfg=cfg: fused(q, k, **vars(cfg)), args.warmup, args.repeats)
         except Exception as exc:  # a config may exceed shared memory on this device
@@ -259,7 +309,9 @@ def sweep(fused: Callable, q: torch.Tensor, k: torch.Tensor, args) -> tuple[Conf
     return best[1], notes
 
 
-def bench_shape(shape: ModelShape, args, rows: list[str], failures: list[str], device: torch.device) -> None:
+def bench_shape(
+    shape: ModelShape, args, hw: Hardware | None, rows: list[str], failures: list[str], device: torch.device
+) -> None:
     from longattn_assets.scoring.triton_statistics import long_range_statistics_triton as fused
 
     layer = Layer0(shape, device)
@@ -267,7 +319,8 @@ def bench_shape(shape: ModelShape, args, rows: list[str], failures: list[str], d
     gen = torch.Generator(device=device).manual_seed(1)
     ids = torch.randint(0, shape.vocab, (length,), device=device, generator=gen)
     ids[0] = BOS_TOKEN_ID
-    q, k = layer.qk(ids)
+    dtype = getattr(torch, args.dtype)
+    q, k = (x.to(dtype) for x in layer.qk(ids))
     cfg, notes = sweep(fused, q, k, args)
     print(f"\n{shape.name} tile sweep at L={length}:\n| config | stats ms |\n|---|---|", *notes, sep="\n")
 
@@ -275,8 +328,8 @@ def bench_shape(shape: ModelShape, args, rows: list[str], failures: list[str], d
         if ms is None:
             rows.append(f"| {shape.name} | {method} | {at} | - | - | - | {note} |")
             return
-        limit = work_limit(at, shape.heads, shape.head_dim)
-        frac = f"{limit.seconds * 1e3 / ms:.0%}" if of_limit else "-"
+        limit = None if hw is None else work_limit(at, shape.heads, shape.head_dim, hw, args.dtype)
+        frac = f"{limit.seconds * 1e3 / ms:.0%}" if of_limit and limit is not None else "-"
         rows.append(f"| {shape.name} | {method} | {at} | {ms:.2f} | {at / ms * 1e3:,.0f} | {frac} | {note} |")
 
     ms, (ds, du) = time_cuda(lambda: fused(q, k, **vars(cfg)), args.warmup, args.repeats)
@@ -290,13 +343,15 @@ def bench_shape(shape: ModelShape, args, rows: list[str], failures: list[str], d
             project, how = candidate, "project's Layer0Projector"
         except ImportError as exc:  # e.g. transformers (rope tables) absent on the GPU box
             how += f" (project's projector needs {exc.name})"
-    ms, _ = time_cuda(lambda: fused(*project(ids), **vars(cfg)), args.warmup, args.repeats)
-    add("fused end to end", ms, note=f"embed+RMSNorm+q/k proj+RoPE: {how}", of_limit=True)
-    limit = work_limit(length, shape.heads, shape.head_dim)
-    add_limit = (f"| {shape.name} | limit | {length} | {limit.seconds * 1e3:.2f} | "
-                 f"{length / limit.seconds:,.0f} | 100% | QK^T {limit.flops / 1e12:.2f} TFLOP = "
-                 f"{limit.mma_s * 1e3:.2f} ms; {limit.exps / 1e9:.2f} G exp = {limit.exp_s * 1e3:.2f} ms |")
-    rows.append(add_limit)
+    ms, _ = time_cuda(lambda: fused(*(x.to(dtype) for x in project(ids)), **vars(cfg)), args.warmup, args.repeats)
+    add("fused end to end", ms, note=f"embed+RMSNorm+q/k proj+RoPE (bf16): {how}", of_limit=True)
+    if hw is None:
+        rows.append(f"| {shape.name} | limit | {length} | - | - | - | unknown GPU: add it to HARDWARE |")
+    else:
+        limit = work_limit(length, shape.heads, shape.head_dim, hw, args.dtype)
+        rows.append(f"| {shape.name} | limit | {length} | {limit.seconds * 1e3:.2f} | "
+                    f"{length / limit.seconds:,.0f} | 100% | QK^T {limit.flops / 1e12:.2f} TFLOP = "
+                    f"{limit.mma_s * 1e3:.2f} ms; {limit.exps / 1e9:.2f} G exp = {limit.exp_s * 1e3:.2f} ms |")
 
     streaming = _optional("longattn_assets.scoring.statistics", "long_range_statistics")
     if streaming is None:
@@ -344,7 +399,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-sweep", dest="sweep", action="store_false", help="default tiles only")
     parser.add_argument("--output", help="also write the markdown table to this file")
+    parser.add_argument("--dtype", choices=["bfloat16", "float16", "float32"], default="bfloat16",
+                        help="q and k dtype of the statistics kernels (default: the scorer's on CUDA)")
+    parser.add_argument("--limits", action="store_true",
+                        help="print the limit per window of every GPU in HARDWARE and exit (no GPU needed)")
     args = parser.parse_args(argv)
+    if args.limits:
+        print(limits_table(args.length, args.dtype))
+        return 0
     if not torch.cuda.is_available():
         print("gpu_bench.py needs a CUDA GPU; the CPU tests are tests/triton (Triton interpreter).")
         return 2
@@ -354,12 +416,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import triton
 
-    hw = Hardware()
     props = torch.cuda.get_device_properties(0)
+    hw = detect_hardware(props.name, props.multi_processor_count)
     header = [
         f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; device: {props.name} "
-        f"({props.multi_processor_count} SMs); torch {torch.__version__}; triton {triton.__version__}",
-        f"limit: {hw.name}: {hw.dense_bf16_flops / 1e12:.0f} TFLOP/s dense bf16; exp "
+        f"({props.multi_processor_count} SMs, sm_{props.major}{props.minor}); torch {torch.__version__}; "
+        f"triton {triton.__version__}; q/k {args.dtype}",
+        "limit: unknown GPU, no limit (add it to HARDWARE in this script)" if hw is None else
+        f"limit: {hw.name}: {hw.dense_flops[args.dtype] / 1e12:g} TFLOP/s dense {args.dtype}; exp "
         f"{hw.exp_per_clock_per_sm}/clk/SM x {hw.sms} SMs x {hw.clock_hz / 1e9:.2f} GHz = "
         f"{hw.exp_rate / 1e12:.2f} T exp/s",
         "",
@@ -369,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[str] = []
     failures: list[str] = []
     for key in args.shapes:
-        bench_shape(SHAPES[key], args, rows, failures, torch.device("cuda"))
+        bench_shape(SHAPES[key], args, hw, rows, failures, torch.device("cuda"))
         torch.cuda.empty_cache()  # the shape's weights are gone with bench_shape's frame
     table = "\n".join(header + rows)
     print("\n" + table)

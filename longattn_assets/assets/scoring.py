@@ -60,6 +60,7 @@ def scored_chunks(
             "tokens_per_s": round(stats["tokens_per_s"], 1),
             "peak_memory_bytes": stats["peak_memory_bytes"],
             "device": str(stats["device"]),
+            "kernel": stats["kernel"],
             "model": stats["model"],
             "provenance": stats["provenance"],
             "path": dg.MetadataValue.path(str(output)),

@@ -19,8 +19,8 @@ import torch
 
 from ..model.layer0 import Layer0Weights
 from ..numerics import check_cpu_numerics
+from .kernel_choice import choose_statistics_kernel
 from .projections import Layer0Projector
-from .statistics import long_range_statistics
 
 logger = logging.getLogger("longattn_assets")
 
@@ -92,22 +92,19 @@ class Layer0Scorer:
             add_bos=add_bos,
             bos_token_id=bos_token_id,
         )
-        self.kernel, self._statistics = self._load_kernel(kernel)
+        choice = choose_statistics_kernel(
+            kernel,
+            self.device,
+            self.dtype,
+            num_heads=weights.num_heads,
+            num_kv_heads=weights.num_kv_heads,
+            head_dim=weights.head_dim,
+            block_size=block_size,
+        )
+        self.kernel, self.kernel_description = choice.name, choice.description
+        self._statistics: StatisticsKernel = choice.compute
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-
-    def _load_kernel(self, kernel: str) -> tuple[str, StatisticsKernel]:
-        """The statistics function; 'auto' takes the Triton kernel on CUDA when it imports."""
-        if kernel == "triton" or (kernel == "auto" and self.device.type == "cuda"):
-            try:
-                from .triton_statistics import long_range_statistics_triton
-            except ImportError:
-                if kernel == "triton":
-                    raise
-                logger.info("Triton statistics kernel unavailable; using the torch kernel")
-            else:
-                return "triton", long_range_statistics_triton
-        return "torch", lambda q, k: long_range_statistics(q, k, block_size=self.block_size)
 
     def _batches(self, windows: Sequence[Sequence[int]]) -> Iterator[list[int]]:
         """Indices of consecutive windows whose tokens fit the budget (at least one each)."""

@@ -16,8 +16,11 @@ only feed the normalizer, and blocks crossing the causal diagonal.
 from __future__ import annotations
 
 import math
+from dataclasses import astuple
 
 import torch
+
+from .triton_configs import LaunchConfig, device_capability, launch_config
 
 try:
     import triton
@@ -67,12 +70,16 @@ def _update(
     return new_max, l_i, a_i, b_i
 
 
-@triton.jit
+# Lengths and the GQA group are runtime values, never specialized on (Triton would
+# otherwise compile a variant per value class, e.g. L divisible by 16 or a group of 1):
+# one binary per (architecture, dtype, head dim, launch config) serves every window,
+# so compiling that binary ahead of time (triton_targets.py) checks every launch.
+@triton.jit(do_not_specialize=["L", "o", "num_row_blocks", "GROUP"])
 def _long_range_partials_kernel(
     Q, K, Out,
     stride_qh, stride_qm, stride_kh, stride_kn,
-    L, o, qk_scale, num_row_blocks,
-    GROUP: tl.constexpr, HEAD_DIM: tl.constexpr,
+    L, o, qk_scale, num_row_blocks, GROUP,
+    HEAD_DIM: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, DOT_PRECISION: tl.constexpr,
     UPCAST: tl.constexpr,
 ):
@@ -130,7 +137,7 @@ def _is_interpreted() -> bool:
     return type(_long_range_partials_kernel).__name__ == "InterpretedFunction"
 
 
-def _check_inputs(q: torch.Tensor, k: torch.Tensor, block_m: int, block_n: int) -> None:
+def _check_inputs(q: torch.Tensor, k: torch.Tensor) -> None:
     if q.ndim != 3 or k.ndim != 3:
         raise ValueError(f"expected q [Hq, L, D] and k [Hkv, L, D], got {tuple(q.shape)}, {tuple(k.shape)}")
     if q.shape[1:] != k.shape[1:]:
@@ -141,9 +148,7 @@ def _check_inputs(q: torch.Tensor, k: torch.Tensor, block_m: int, block_n: int) 
         raise ValueError(f"q and k must share one of {_DTYPES}, got {q.dtype}, {k.dtype}")
     if q.device != k.device:
         raise ValueError(f"q on {q.device} but k on {k.device}")
-    for name, size in (("head dim", q.shape[2]), ("block_m", block_m), ("block_n", block_n)):
-        if size < 16 or size & (size - 1):
-            raise ValueError(f"{name} must be a power of two >= 16 (tl.dot), got {size}")
+    _check_powers_of_two(head_dim=q.shape[2])
     if q.device.type != "cuda" and not _is_interpreted():
         raise RuntimeError(
             f"tensors on {q.device} need Triton's interpreter: set TRITON_INTERPRET=1 "
@@ -151,43 +156,94 @@ def _check_inputs(q: torch.Tensor, k: torch.Tensor, block_m: int, block_n: int) 
         )
 
 
+def _check_powers_of_two(**sizes: int) -> None:
+    for name, size in sizes.items():
+        if size < 16 or size & (size - 1):
+            raise ValueError(f"{name} must be a power of two >= 16 (tl.dot), got {size}")
+
+
+def _resolve_config(q: torch.Tensor, *given: int | None) -> LaunchConfig:
+    """The given tiles, warps and stages; those not given from the table for q's device."""
+    if None not in given:
+        return LaunchConfig(*given)
+    table = launch_config(device_capability(q.device), q.dtype, q.shape[2])
+    return LaunchConfig(*(mine or theirs for mine, theirs in zip(given, astuple(table), strict=True)))
+
+
+def _row_blocks(length: int, config: LaunchConfig) -> int:
+    return triton.cdiv(3 * (length // 4), config.block_m)
+
+
+def kernel_launch(
+    q: torch.Tensor | torch.dtype,
+    k: torch.Tensor | torch.dtype,
+    out: torch.Tensor | torch.dtype,
+    *,
+    dtype: torch.dtype,
+    heads: int,
+    kv_heads: int,
+    length: int,
+    head_dim: int,
+    config: LaunchConfig,
+) -> tuple[tuple[int, int], tuple, dict]:
+    """Grid, arguments and keywords of the kernel on contiguous q [heads, L, D], k [kv_heads, L, D].
+
+    ``q``, ``k`` and ``out`` are the tensors, or just their dtypes for an ahead-of-time
+    compile (``JITFunction.warmup`` takes a dtype in place of a tensor).
+    """
+    long_rows = 3 * (length // 4)
+    row_blocks = _row_blocks(length, config)
+    args = (
+        q, k, out,
+        length * head_dim, head_dim, length * head_dim, head_dim,
+        length, length - long_rows, _LOG2E / math.sqrt(head_dim), row_blocks, heads // kv_heads,
+    )
+    meta = {
+        "HEAD_DIM": head_dim,
+        "BLOCK_M": config.block_m,
+        "BLOCK_N": config.block_n,
+        "DOT_PRECISION": "ieee" if dtype == torch.float32 else "tf32",
+        # The interpreter keeps bf16 as raw uint16 and its tl.dot multiplies those
+        # integers; bf16 -> fp32 is exact, so upcasting there gives the same products.
+        "UPCAST": dtype == torch.bfloat16 and _is_interpreted(),
+        "num_warps": config.num_warps,
+        "num_stages": config.num_stages,
+    }
+    return (heads, row_blocks), args, meta
+
+
 def long_range_statistics_triton(
     q: torch.Tensor,
     k: torch.Tensor,
     *,
-    block_m: int = 128,
-    block_n: int = 64,
+    block_m: int | None = None,
+    block_n: int | None = None,
     num_warps: int | None = None,
-    num_stages: int = 3,
+    num_stages: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-head (ds, du) of DESIGN.md 1.2 from RoPE'd q [Hq, L, D] and k [Hkv, L, D].
 
     Returns two float64 tensors of shape [Hq] on q's device. Accumulation is fp32
     whatever the input dtype (fp32, fp16, bf16); fp32 inputs use IEEE (not TF32) dots.
+    Tiles, warps and stages not given come from the launch config table
+    (triton_configs.py) for q's device, dtype and head dim.
     """
-    _check_inputs(q, k, block_m, block_n)
+    _check_inputs(q, k)
     heads, length, head_dim = q.shape
+    config = _resolve_config(q, block_m, block_n, num_warps, num_stages)
+    _check_powers_of_two(block_m=config.block_m, block_n=config.block_n)
     long_rows = 3 * (length // 4)
-    offset = length - long_rows
     n = float(length) * float(length)
     s1 = torch.zeros(heads, dtype=torch.float64, device=q.device)
     s2 = torch.zeros(heads, dtype=torch.float64, device=q.device)
     if long_rows:
         q, k = q.contiguous(), k.contiguous()
-        row_blocks = triton.cdiv(long_rows, block_m)
-        partials = torch.empty(heads, row_blocks, 2, dtype=torch.float32, device=q.device)
-        _long_range_partials_kernel[(heads, row_blocks)](
-            q, k, partials,
-            q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-            length, offset, _LOG2E / math.sqrt(head_dim), row_blocks,
-            GROUP=heads // k.shape[0], HEAD_DIM=head_dim,
-            BLOCK_M=block_m, BLOCK_N=block_n,
-            DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
-            # The interpreter keeps bf16 as raw uint16 and its tl.dot multiplies those
-            # integers; bf16 -> fp32 is exact, so upcasting there gives the same products.
-            UPCAST=q.dtype == torch.bfloat16 and _is_interpreted(),
-            num_warps=num_warps or (8 if head_dim >= 128 else 4), num_stages=num_stages,
+        partials = torch.empty(heads, _row_blocks(length, config), 2, dtype=torch.float32, device=q.device)
+        grid, args, meta = kernel_launch(
+            q, k, partials, dtype=q.dtype, heads=heads, kv_heads=k.shape[0],
+            length=length, head_dim=head_dim, config=config,
         )
+        _long_range_partials_kernel[grid](*args, **meta)
         s1, s2 = partials.double().sum(dim=1).unbind(dim=1)
     ds = s1 / length
     # Variance of the L*L entries of P*M (zeros included), unbiased, from sum and sum of squares.

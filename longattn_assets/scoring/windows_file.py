@@ -219,6 +219,7 @@ def score_windows_file(
         "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
         "peak_memory_bytes": scorer.peak_memory_bytes(),
         "device": str(scorer.device),
+        "kernel": scorer.kernel_description,
         "model": scorer.fingerprint,
         "provenance": record.fingerprint,
     }

@@ -54,6 +54,7 @@ def test_scored_chunks_files_and_metadata(scored_root):
     ):
         assert key in meta
     assert meta["device"].value == "cpu"
+    assert meta["kernel"].value == "torch"  # which statistics kernel ran (auto on CPU)
     windows = pq.read_table(root / "windowed_chunks/category=code/shard=00000.parquet")
     scores = pq.read_table(root / "scored_chunks/category=code/shard=00000.parquet")
     assert scores.column("data_id").to_pylist() == windows.column("data_id").to_pylist()

@@ -27,8 +27,12 @@ def test_pair_count_is_rows_from_offset_times_their_causal_keys(bench, length):
     assert bench.causal_long_range_pairs(length) == brute
 
 
+def hardware(bench, name):
+    return next(hw for hw in bench.HARDWARE if hw.name == name)
+
+
 def test_limit_of_the_8b_shape_at_32k(bench):
-    limit = bench.work_limit(32768, heads=32, head_dim=128)
+    limit = bench.work_limit(32768, heads=32, head_dim=128, hw=hardware(bench, "H200 SXM"))
     pairs = (32768 * 32769 - 8192 * 8193) // 2 * 32
     assert limit.exps == pairs
     assert limit.flops == 2 * 128 * pairs
@@ -36,6 +40,40 @@ def test_limit_of_the_8b_shape_at_32k(bench):
     assert limit.exp_s == pytest.approx(pairs / (16 * 132 * 1.98e9))
     # About 4.2 ms: the tensor cores, not the exp units, bound a head dim of 128.
     assert limit.seconds == limit.mma_s == pytest.approx(4.17e-3, rel=0.01)
+
+
+def test_the_limit_takes_the_rate_of_the_dtype(bench):
+    a100 = hardware(bench, "A100")
+    half = bench.work_limit(32768, heads=32, head_dim=128, hw=a100, dtype="float16")
+    fp32 = bench.work_limit(32768, heads=32, head_dim=128, hw=a100, dtype="float32")
+    assert half.mma_s == pytest.approx(half.flops / 312e12)
+    # fp32 dots are IEEE FMAs, not tensor-core TF32: 19.5 TFLOP/s on an A100.
+    assert fp32.seconds == fp32.mma_s == pytest.approx(fp32.flops / 19.5e12)
+
+
+@pytest.mark.parametrize("name,sms,want", [
+    ("NVIDIA A100-SXM4-80GB", 108, "A100"),
+    ("NVIDIA A100 80GB PCIe", 108, "A100"),
+    ("NVIDIA H100 80GB HBM3", 132, "H100 SXM"),
+    ("NVIDIA H100 PCIe", 114, "H100 PCIe"),
+    ("NVIDIA H200", 132, "H200 SXM"),
+    ("NVIDIA L40S", 142, "L40S"),
+])
+def test_the_limit_follows_the_detected_device(bench, name, sms, want):
+    assert bench.detect_hardware(name, sms).name == want
+
+
+@pytest.mark.parametrize("name,sms", [("NVIDIA GeForce RTX 4090", 128), ("NVIDIA H100 NVL", 132),
+                                      ("NVIDIA A100-SXM4-40GB MIG 3g.20gb", 42)])
+def test_an_unknown_device_has_no_limit(bench, name, sms):
+    assert bench.detect_hardware(name, sms) is None
+
+
+def test_docs_give_the_expected_ms_per_window_of_each_gpu(bench, capsys):
+    assert bench.main(["--limits"]) == 0
+    table = capsys.readouterr().out.strip()
+    assert {hw.name for hw in bench.HARDWARE} >= {"A100", "H100 SXM", "H200 SXM", "L40S"}
+    assert table in (BENCH.parents[1] / "docs" / "gpu.md").read_text(encoding="utf-8")
 
 
 def test_llama3_frequencies_match_transformers(bench):

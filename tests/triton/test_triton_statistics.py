@@ -3,9 +3,12 @@
 import math
 
 import pytest
-import torch
 
-from longattn_assets.scoring.triton_statistics import long_range_statistics_triton
+pytest.importorskip("triton", reason="Triton is not installed (pip install 'longattn_assets[gpu]')")
+
+import torch  # noqa: E402
+
+from longattn_assets.scoring.triton_statistics import long_range_statistics_triton  # noqa: E402
 
 SMALL_BLOCKS = {"block_m": 16, "block_n": 16}
 
