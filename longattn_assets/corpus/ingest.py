@@ -47,7 +47,7 @@ def unconfigured_folders(input_dir: Path, categories: list[str]) -> list[str]:
 
 def _records(folder: Path, files: list[Path]) -> Iterator[Document | Reject]:
     for path in files:
-        yield from read_file(path, source=path.relative_to(folder).as_posix())
+        yield from read_file(path, source=path.relative_to(folder).as_posix(), root=folder)
 
 
 def ingest_category(
