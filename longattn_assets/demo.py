@@ -25,10 +25,12 @@ from .assets.selection import (
     longabc_report,
 )
 from .assets.windows import windowed_chunks
+from .corpus.ingest import input_files
 from .definitions import assets
 from .partitions import category_partitions, shard_partitions
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from .storage import DataLayout
+from .validation import InvalidSetting
 
 DAGSTER_DIR = ".dagster"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -66,6 +68,13 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> dict[str, Path]:
     """Materialize every partition that is not done yet; return each category's report path."""
+    configured = category_partitions.get_partition_keys()
+    categories = categories or configured
+    unknown = [c for c in categories if c not in configured]
+    if unknown:
+        raise InvalidSetting("--categories", ",".join(unknown), "configured categories: " + ", ".join(configured))
+    for category in categories:
+        input_files(input_dir, category)  # a missing input folder is said before any run starts
     root = data_root.expanduser().absolute()
     layout = DataLayout(root)
     resources = {
@@ -97,7 +106,7 @@ def run_demo(
 
     reports: dict[str, Path] = {}
     shards = shard_partitions.get_partition_keys()
-    for category in categories or category_partitions.get_partition_keys():
+    for category in categories:
         say(f"[{category}]")
         raw_files = [layout.shard_path("raw_corpus", category, s) for s in shards]
         if _done(instance, raw_corpus, category, raw_files):

@@ -4,6 +4,7 @@ import base64
 import json
 
 import dagster as dg
+from pydantic import model_validator
 
 from ..partitions import category_partitions, category_to_shards
 from ..report.html import render_report, write_report
@@ -39,6 +40,11 @@ class SelectionConfig(dg.Config):
     keep_fraction: float | None = None
     token_budget: int | None = None
     threshold: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "SelectionConfig":
+        self.settings()  # a bad value fails the run's config before the step starts
+        return self
 
     def settings(self) -> SelectionSettings:
         return SelectionSettings.from_options(

@@ -12,7 +12,11 @@ import tempfile
 
 import duckdb
 
-DEFAULT_MEMORY_LIMIT = os.environ.get("LONGATTN_DUCKDB_MEMORY", "2GB")
+from ..validation import check
+
+DEFAULT_MEMORY_LIMIT = check(
+    "duckdb_memory", os.environ.get("LONGATTN_DUCKDB_MEMORY", "").strip() or "2GB", "LONGATTN_DUCKDB_MEMORY"
+)
 
 
 def connect(
