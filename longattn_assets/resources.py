@@ -24,7 +24,7 @@ from . import settings
 from .model.source import ModelSource, resolve_model
 from .model.tokenizer import ModelTokenizer, load_tokenizer
 from .storage import DataLayout
-from .validation import check_device_available, check_fields
+from .validation import Dtype, Kernel, check_device_available, check_fields
 
 
 class DataRoot(dg.ConfigurableResource):
@@ -70,13 +70,13 @@ class AttentionScorer(dg.ConfigurableResource):
 
     model: str = settings.model_spec()
     device: str = settings.device()
-    dtype: str = "auto"
+    dtype: Dtype = "auto"
     batch_tokens: int = 65536
     block_size: int = 512
     add_bos: bool = True
     rope_theta: float | None = None
     rope_scaling: str | None = None  # JSON, e.g. {"rope_type": "linear", "factor": 4.0}
-    kernel: str = "auto"
+    kernel: Kernel = "auto"
     # Windows scored between two saved parts: a killed step redoes at most this many.
     resume_chunk_windows: int = 256
 

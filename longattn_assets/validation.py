@@ -16,9 +16,15 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .storage import check_key
+
+# Options with a fixed set of values; config fields use these types, so Dagster's config
+# schema holds them as enums and the launchpad refuses another value before launching.
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+Kernel = Literal["auto", "torch", "triton"]
+Normalize = Literal["zscore", "minmax"]
 
 
 class InvalidSetting(ValueError):
@@ -169,15 +175,15 @@ RULES: dict[str, Rule] = {
     # scoring (DESIGN 1.2)
     "model": Rule("an embedded model name, a GGUF file, a model folder or a hub id", _text),
     "device": Rule("auto, cpu, cuda or cuda:N", _device),
-    "dtype": choice("auto", "float32", "bfloat16", "float16"),
-    "kernel": choice("auto", "torch", "triton"),
+    "dtype": choice(*get_args(Dtype)),
+    "kernel": choice(*get_args(Kernel)),
     "batch_tokens": integer(1),
     "block_size": integer(1),
     "resume_chunk_windows": integer(1),
     "rope_theta": number(0.0, low_open=True),
     "rope_scaling": Rule('a JSON object, e.g. {"rope_type": "linear", "factor": 4.0}', _json_object),
     # selection (DESIGN 1.3)
-    "normalize": choice("zscore", "minmax"),
+    "normalize": choice(*get_args(Normalize)),
     "alpha": number(),
     "keep_fraction": number(0.0, 1.0),
     "token_budget": integer(0),

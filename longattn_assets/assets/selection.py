@@ -15,6 +15,7 @@ from ..selection.exports import SELECTED_FILE, SUMMARY_FILE, export_category
 from ..selection.rules import SelectionSettings
 from ..selection.select import select_category
 from ..storage import check_key
+from ..validation import Normalize
 from .scoring import SCORED_CHUNKS, scored_chunks
 from .windows import WINDOWED_CHUNKS, windowed_chunks
 
@@ -35,7 +36,7 @@ CHECKS = {
 class SelectionConfig(dg.Config):
     """DESIGN 1.3. Give at most one of keep_fraction, token_budget, threshold (default: keep half)."""
 
-    normalize: str = "zscore"
+    normalize: Normalize = "zscore"
     alpha: float = 0.5
     keep_fraction: float | None = None
     token_budget: int | None = None

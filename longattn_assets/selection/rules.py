@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Literal
 
-from ..validation import check
+from ..validation import Normalize, check
 
-Normalize = Literal["zscore", "minmax"]
 RuleKind = Literal["fraction", "token_budget", "threshold"]
 
 DEFAULT_KEEP_FRACTION = 0.5
