@@ -194,6 +194,7 @@ RULES: dict[str, Rule] = {
     "gpus_per_task": integer(0),
     "cpus_per_task": integer(1),
     "max_parallel": integer(0),
+    "poll_s": number(0.0, low_open=True),
     "flag": Rule("1, true, yes, 0, false or no", _flag),
 }
 

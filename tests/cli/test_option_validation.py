@@ -276,3 +276,19 @@ def test_the_launchpad_refuses_a_value_outside_a_fixed_set_before_launching(job,
 
     with pytest.raises(dg.DagsterInvalidConfigError, match=f"{path} not in enum type"):
         dg.validate_run_config(defs.resolve_job_def(job), config)
+
+
+@pytest.mark.parametrize(
+    "config,line",
+    [
+        ({"cpus_per_task": 0}, "slurm_scoring.cpus_per_task: got 0, expected an integer >= 1"),
+        ({"gpus_per_task": -1}, "slurm_scoring.gpus_per_task: got -1, expected an integer >= 0"),
+        ({"poll_s": 0.0}, "slurm_scoring.poll_s: got 0.0, expected a finite number > 0"),
+    ],
+)
+def test_bad_slurm_config_is_refused_when_built(config, line):
+    from longattn_assets.slurm.resource import SlurmScoring
+
+    with pytest.raises(Exception) as caught:
+        SlurmScoring(**config)
+    assert line in str(caught.value)
