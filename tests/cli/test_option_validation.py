@@ -109,8 +109,7 @@ def test_bad_option_is_one_line_and_exit_2(command, option, value, allowed, inpu
     argv = [inputs.get(word, word) for word in command] + [option, value]
     assert main(argv) == 2
     err = _one_line(capsys)
-    assert err.startswith(f"longattn: error: {option}: got ") and allowed in err
-    assert repr(value) in err or repr(value.split(",")[-1]) in err or "," in value
+    assert err.startswith(f"longattn: error: {option}: got {value!r}, expected ") and allowed in err
 
 
 def test_every_checked_option_has_a_bad_value_in_the_table():
