@@ -5,7 +5,7 @@
 Reads every document of the bundled sample corpus, then times (best of --repeat):
   bare      Tokenizer.encode_batch_fast(texts) alone: the floor any windowing pays
   windows   the project's windowing of the same documents: tokenize, Algorithm 1,
-            ids, decoded text, Arrow table (windows/chunking.py)
+            ids, exact window text by token offsets, Arrow table (windows/chunking.py)
   +parquet  the same, written as a zstd Parquet file (windows/files.py)
 and prints a table of document tokens per second and the ratio to bare encoding.
 """

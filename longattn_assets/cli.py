@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import settings
+from .validation import RULES, InvalidSetting, check, check_device_available, check_input_file
+
+
+def _allowed(rule: str, default: str = "") -> str:
+    return RULES[rule].allowed + (f"; {default}" if default else "")
 
 if TYPE_CHECKING:
     from .consistency import CategoryFiles
@@ -20,18 +25,16 @@ def _window(args: argparse.Namespace) -> int:
     from .corpus.sharding import write_rejects
     from .model.tokenizer import load_tokenizer
     from .provenance import files_fingerprint
-    from .storage import check_key
     from .windows.chunking import WindowSpec
     from .windows.files import document_batches, files_provenance, write_windows
 
-    category = check_key("category", args.category)
+    inputs = [check_input_file(path, "inputs") for path in args.inputs]
+    window_size = settings.window_size() if args.window_size is None else args.window_size
     tokenizer = load_tokenizer(args.model)
     rejects: list[Reject] = []
-    records = (item for path in args.inputs for item in read_file(Path(path), source=str(path)))
-    spec = WindowSpec(
-        category, check_key("shard", args.shard), args.window_size, args.sample_fraction
-    )
-    record = files_provenance(spec, tokenizer, files_fingerprint(Path(path) for path in args.inputs))
+    records = (item for path in inputs for item in read_file(path, source=str(path)))
+    spec = WindowSpec(args.category, args.shard, window_size, args.sample_fraction)
+    record = files_provenance(spec, tokenizer, files_fingerprint(inputs))
     batches = document_batches(records, rejects)
     stats = write_windows(batches, tokenizer, spec, Path(args.output), provenance=record)
     summary = stats.as_metadata() | {"rejects": len(rejects), "output": str(args.output)}
@@ -48,12 +51,12 @@ def _add_window(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="JSONL(.gz/.zst) or Parquet files")
     p.add_argument("--category", required=True)
     p.add_argument("--output", required=True, help="Parquet file to write")
-    p.add_argument("--window-size", type=int, default=settings.window_size())
+    p.add_argument("--window-size", help=_allowed("window_size", "default: $LONGATTN_WINDOW_SIZE or 32768"))
     p.add_argument(
         "--model", default=None, help="model whose tokenizer is used (default: embedded)"
     )
-    p.add_argument("--sample-fraction", type=float, default=1.0)
-    p.add_argument("--shard", default="00000", help="shard name written in the shard column")
+    p.add_argument("--sample-fraction", default=1.0, help=_allowed("sample_fraction", "default 1"))
+    p.add_argument("--shard", default="00000", help="shard name written in the shard column (default 00000)")
     p.set_defaults(func=_window)
 
 
@@ -61,9 +64,15 @@ def _score(args: argparse.Namespace) -> int:
     from .scoring.factory import build_scorer
     from .scoring.windows_file import score_windows_file
 
+    windows = check_input_file(args.windows, "windows", parquet=True)
+    device = (
+        check_device_available(args.device, "--device")
+        if args.device is not None
+        else check_device_available(settings.device(), "LONGATTN_DEVICE")
+    )
     scorer = build_scorer(
         args.model,
-        device=args.device,
+        device=device,
         dtype=args.dtype,
         batch_tokens=args.batch_tokens,
         block_size=args.block_size,
@@ -76,7 +85,7 @@ def _score(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         print(f"scored {done:,}/{total:,} windows", file=sys.stderr, flush=True)
 
-    stats = score_windows_file(args.windows, args.output, scorer=scorer, progress=progress)
+    stats = score_windows_file(windows, args.output, scorer=scorer, progress=progress)
     print(json.dumps(stats, indent=2))
     return 0
 
@@ -88,12 +97,12 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model", default=None, help="embedded name, GGUF file, model dir or cached hub id"
     )
-    p.add_argument("--device", default=settings.device(), help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    p.add_argument("--batch-tokens", type=int, default=65536)
-    p.add_argument("--block-size", type=int, default=512)
-    p.add_argument("--kernel", default="auto", choices=["auto", "torch", "triton"])
-    p.add_argument("--rope-theta", type=float, default=None, help="override the model's rope_theta")
+    p.add_argument("--device", help=_allowed("device", "default: $LONGATTN_DEVICE or auto"))
+    p.add_argument("--dtype", default="auto", help=_allowed("dtype"))
+    p.add_argument("--batch-tokens", default=65536, help=_allowed("batch_tokens", "default 65536"))
+    p.add_argument("--block-size", default=512, help=_allowed("block_size", "default 512"))
+    p.add_argument("--kernel", default="auto", help=_allowed("kernel"))
+    p.add_argument("--rope-theta", default=None, help="override the model's rope_theta (> 0)")
     p.add_argument("--rope-scaling", default=None, help='override rope scaling, JSON: {"rope_type": "linear", "factor": 4}')
     p.add_argument("--no-bos", action="store_true", help="do not prepend the BOS token")
     p.set_defaults(func=_score)
@@ -150,12 +159,12 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
         "--output", required=True, help="folder for selected.parquet, longabc.jsonl, hf/"
     )
     p.add_argument("--category", default="all", help="name written into the outputs")
-    p.add_argument("--normalize", default="zscore", choices=["zscore", "minmax"])
-    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--normalize", default="zscore", help=_allowed("normalize"))
+    p.add_argument("--alpha", default=0.5, help=_allowed("alpha", "default 0.5"))
     rule = p.add_mutually_exclusive_group()
-    rule.add_argument("--keep-fraction", type=float, default=None, help="default 0.5")
-    rule.add_argument("--token-budget", type=int, default=None)
-    rule.add_argument("--threshold", type=float, default=None)
+    rule.add_argument("--keep-fraction", help=_allowed("keep_fraction", "default 0.5"))
+    rule.add_argument("--token-budget", help=_allowed("token_budget"))
+    rule.add_argument("--threshold", help=_allowed("threshold"))
     p.add_argument("--report", action="store_true", help="also write report.html")
     p.set_defaults(func=_select)
 
@@ -167,13 +176,12 @@ def _demo(args: argparse.Namespace) -> int:
         f"LongAttn demo: bundled sample corpus, embedded SmolLM2, windows of {args.window_size} tokens"
     )
     print(f"data root: {Path(args.data_root).absolute()}")
-    categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
     reports = run_demo(
         Path(args.data_root),
         window_size=args.window_size,
         input_dir=Path(args.input_dir),
-        device=args.device,
-        categories=categories,
+        device=check_device_available(args.device, "--device"),
+        categories=args.categories,
     )
     print("\nreports (open in a browser):")
     for category, path in reports.items():
@@ -184,8 +192,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline through Dagster on the bundled sample")
     p.add_argument("--data-root", default="longattn-demo")
-    p.add_argument("--window-size", type=int, default=settings.DEMO_WINDOW_SIZE)
-    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--window-size",
+        default=settings.DEMO_WINDOW_SIZE,
+        help=_allowed("window_size", f"default {settings.DEMO_WINDOW_SIZE}"),
+    )
+    p.add_argument("--device", default="auto", help=_allowed("device", "default auto"))
     p.add_argument(
         "--input-dir", default=str(settings.SAMPLE_CORPUS_DIR), help="default: the bundled sample"
     )
@@ -216,15 +228,23 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from .windows.files import MissingProvenanceError
 
     return (
-        InconsistentDataError, MissingInputError, MissingProvenanceError, ModelFileError,
-        ModelNotFoundError, TokenizerMismatchError, UnsafeKeyError, OSError,
+        InconsistentDataError, InvalidSetting, MissingInputError, MissingProvenanceError,
+        ModelFileError, ModelNotFoundError, TokenizerMismatchError, UnsafeKeyError, OSError,
     )  # fmt: skip
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Every option named like a rule of validation.py, converted to its type in place."""
+    for dest, value in vars(args).items():
+        if dest in RULES:
+            setattr(args, dest, check(dest, value, "--" + dest.replace("_", "-")))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
+        _check_options(args)
         return args.func(args)
     except _expected_errors() as exc:
         if args.verbose:

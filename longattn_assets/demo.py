@@ -37,7 +37,7 @@ from .consistency import (
     shard_state,
     windows_recipe,
 )
-from .corpus.ingest import input_fingerprint
+from .corpus.ingest import input_files, input_fingerprint
 from .definitions import assets
 from .partitions import category_partitions, shard_partitions
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
@@ -45,6 +45,7 @@ from .scoring.windows_file import scorer_recipe
 from .selection.exports import SUMMARY_FILE
 from .selection.rules import SelectionSettings
 from .storage import DataLayout
+from .validation import InvalidSetting
 
 DAGSTER_DIR = ".dagster"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -101,6 +102,13 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> dict[str, Path]:
     """Materialize every partition that is missing or stale; return each category's report path."""
+    configured = category_partitions.get_partition_keys()
+    categories = categories or configured
+    unknown = [c for c in categories if c not in configured]
+    if unknown:
+        raise InvalidSetting("--categories", ",".join(unknown), "configured categories: " + ", ".join(configured))
+    for category in categories:
+        input_files(input_dir, category)  # a missing input folder is said before any run starts
     root = data_root.expanduser().absolute()
     layout = DataLayout(root)
     resources = {
@@ -133,7 +141,7 @@ def run_demo(
 
     reports: dict[str, Path] = {}
     shards = shard_partitions.get_partition_keys()
-    for category in categories or category_partitions.get_partition_keys():
+    for category in categories:
         # Everything below is decided from the files' provenance (consistency.py), so a
         # rerun after any change of settings or inputs redoes exactly what is stale.
         say(f"[{category}]")

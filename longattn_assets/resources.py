@@ -3,6 +3,10 @@
 Heavy state (the tokenizer, layer 0's weights) lives in private attributes and is loaded
 lazily on first use: ``setup_for_execution`` runs again in every step subprocess, so an
 eager load there would pay the cost even for steps that never score.
+
+Every field with a range is checked by validation.py when the resource is built from its
+config, so a bad value (from the launchpad, run config or the environment) fails the run
+with one line naming it before any step does work.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, model_validator
 
 from . import settings
 from .model.source import ModelSource, resolve_model
 from .model.tokenizer import ModelTokenizer, load_tokenizer
 from .storage import DataLayout
+from .validation import Dtype, Kernel, check_device_available, check_fields
 
 
 class DataRoot(dg.ConfigurableResource):
@@ -48,19 +53,30 @@ class Windowing(dg.ConfigurableResource):
     window_size: int = settings.window_size()
     sample_fraction: float = 1.0
 
+    @model_validator(mode="after")
+    def _check(self) -> Windowing:
+        check_fields(self, "windowing", ("window_size", "sample_fraction"))
+        return self
+
+
+SCORER_FIELDS = (
+    "model", "device", "dtype", "batch_tokens", "block_size", "rope_theta", "rope_scaling",
+    "kernel", "resume_chunk_windows",
+)
+
 
 class AttentionScorer(dg.ConfigurableResource):
     """Layer-0 attention scorer (DESIGN 1.2); the model also defines the tokenizer."""
 
     model: str = settings.model_spec()
     device: str = settings.device()
-    dtype: str = "auto"
+    dtype: Dtype = "auto"
     batch_tokens: int = 65536
     block_size: int = 512
     add_bos: bool = True
     rope_theta: float | None = None
     rope_scaling: str | None = None  # JSON, e.g. {"rope_type": "linear", "factor": 4.0}
-    kernel: str = "auto"
+    kernel: Kernel = "auto"
     # Windows scored between two saved parts: a killed step redoes at most this many.
     resume_chunk_windows: int = 256
 
@@ -68,6 +84,11 @@ class AttentionScorer(dg.ConfigurableResource):
 
     _scorer: Any = PrivateAttr(default=None)
     _scorer_device: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check(self) -> AttentionScorer:
+        check_fields(self, "attention_scorer", SCORER_FIELDS)
+        return self
 
     def source(self) -> ModelSource:
         return resolve_model(self.model)
@@ -99,5 +120,6 @@ class AttentionScorer(dg.ConfigurableResource):
         """A scorer on a device this process holds alone for the duration of the block."""
         from .scoring.devices import claim_device
 
+        check_device_available(self.device, "attention_scorer.device")
         with claim_device(self.device, Path(self.lock_dir)) as device:
             yield self.scorer(device)

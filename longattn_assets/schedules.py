@@ -32,6 +32,7 @@ from .partitions import CATEGORY, SHARD, category_partitions, shard_partitions
 from .resources import DataRoot
 from .slurm.settings import slurm_enabled
 from .storage import DataLayout
+from .validation import check
 
 SHARDS_JOB = shard_job.name
 CATEGORY_TAG = "longattn/category"
@@ -50,7 +51,8 @@ RECENT_RUNS = 1000
 
 
 def schedule_cron() -> str:
-    return os.environ.get("LONGATTN_SCHEDULE_CRON", "").strip() or DEFAULT_CRON
+    value = os.environ.get("LONGATTN_SCHEDULE_CRON", "").strip()
+    return check("cron", value, "LONGATTN_SCHEDULE_CRON") if value else DEFAULT_CRON
 
 
 def file_identity(path: Path) -> str | None:

@@ -33,7 +33,7 @@ def input_fingerprint(folder: Path) -> str | None:
         return None
     entries = []
     for path in category_files(folder):
-        stat = path.stat()
+        stat = path.stat() if path.exists() else path.lstat()  # a dangling symlink is a reject
         entries.append(f"{path.relative_to(folder).as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:16] if entries else None
 

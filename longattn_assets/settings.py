@@ -1,13 +1,17 @@
 """Paths and defaults, read from the environment in one place.
 
 Every knob a deployment sets lives here as an environment variable with a default that
-works on a laptop with the bundled sample corpus and the embedded SmolLM2 model.
+works on a laptop with the bundled sample corpus and the embedded SmolLM2 model. Each
+value is checked by validation.py, so a bad one fails with one line naming the variable.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+from .validation import check
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_CORPUS_DIR = PACKAGE_DIR / "data" / "sample"
@@ -19,8 +23,9 @@ DEMO_WINDOW_SIZE = 2048
 DEFAULT_MODEL = "smollm2-135m"
 
 
-def _env(name: str, default: str) -> str:
-    """``NAME`` if set, else ``NAME_DEFAULT`` (what the repository's .env provides), else ``default``.
+def _raw(name: str) -> tuple[str, str] | None:
+    """(variable, value) of ``NAME`` if set, else of ``NAME_DEFAULT`` (what the repository's
+    .env provides), else None.
 
     Dagster's CLI loads ``.env`` over the shell's variables; keeping the file's values under
     ``*_DEFAULT`` names lets a variable exported in the shell still win.
@@ -28,8 +33,19 @@ def _env(name: str, default: str) -> str:
     for key in (name, f"{name}_DEFAULT"):
         value = os.environ.get(key, "").strip()
         if value:
-            return value
-    return default
+            return key, value
+    return None
+
+
+def _env(name: str, default: str) -> str:
+    found = _raw(name)
+    return found[1] if found else default
+
+
+def checked_env(name: str, rule: str, default: Any) -> Any:
+    """The variable's value checked by ``rule`` (labelled with the variable), else ``default``."""
+    found = _raw(name)
+    return check(rule, found[1], label=found[0]) if found else default
 
 
 def data_root() -> Path:
@@ -47,21 +63,20 @@ def cache_dir() -> Path:
 
 
 def categories() -> list[str]:
-    raw = _env("LONGATTN_CATEGORIES", ",".join(DEFAULT_CATEGORIES))
-    return [c.strip() for c in raw.split(",") if c.strip()]
+    return checked_env("LONGATTN_CATEGORIES", "categories", list(DEFAULT_CATEGORIES))
 
 
 def num_shards() -> int:
-    return int(_env("LONGATTN_NUM_SHARDS", str(DEFAULT_NUM_SHARDS)))
+    return checked_env("LONGATTN_NUM_SHARDS", "num_shards", DEFAULT_NUM_SHARDS)
 
 
 def window_size() -> int:
-    return int(_env("LONGATTN_WINDOW_SIZE", str(DEFAULT_WINDOW_SIZE)))
+    return checked_env("LONGATTN_WINDOW_SIZE", "window_size", DEFAULT_WINDOW_SIZE)
 
 
 def model_spec() -> str:
-    return _env("LONGATTN_MODEL", DEFAULT_MODEL)
+    return checked_env("LONGATTN_MODEL", "model", DEFAULT_MODEL)
 
 
 def device() -> str:
-    return _env("LONGATTN_DEVICE", "auto")
+    return checked_env("LONGATTN_DEVICE", "device", "auto")

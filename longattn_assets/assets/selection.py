@@ -4,6 +4,7 @@ import base64
 import json
 
 import dagster as dg
+from pydantic import model_validator
 
 from .. import code_versions
 from ..consistency import (
@@ -24,6 +25,7 @@ from ..selection.exports import SELECTED_FILE, SUMMARY_FILE, export_category
 from ..selection.rules import SelectionSettings
 from ..selection.select import select_category
 from ..storage import DataLayout, check_key
+from ..validation import Normalize
 from .scoring import scored_chunks
 from .windows import windowed_chunks
 
@@ -44,11 +46,16 @@ CHECKS = {
 class SelectionConfig(dg.Config):
     """DESIGN 1.3. Give at most one of keep_fraction, token_budget, threshold (default: keep half)."""
 
-    normalize: str = "zscore"
+    normalize: Normalize = "zscore"
     alpha: float = 0.5
     keep_fraction: float | None = None
     token_budget: int | None = None
     threshold: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "SelectionConfig":
+        self.settings()  # a bad value fails the run's config before the step starts
+        return self
 
     def settings(self) -> SelectionSettings:
         return SelectionSettings.from_options(

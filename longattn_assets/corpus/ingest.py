@@ -55,7 +55,7 @@ def input_fingerprint(input_dir: Path, category: str) -> str:
 
 def _records(folder: Path, files: list[Path]) -> Iterator[Document | Reject]:
     for path in files:
-        yield from read_file(path, source=path.relative_to(folder).as_posix())
+        yield from read_file(path, source=path.relative_to(folder).as_posix(), root=folder)
 
 
 def ingest_category(

@@ -2,14 +2,24 @@
 
 Supported: JSON lines (``.jsonl``/``.json``/``.ndjson``, plain, ``.gz`` or ``.zst``) and
 Parquet. The text is read from ``content`` (LongAttn's format) or ``text`` (HF/datatrove);
-an ``id`` field, when present, becomes the document's ``doc_id``. A bad row never stops
-the file: it becomes a :class:`Reject` and reading goes on with the next row.
+an ``id`` field, when present, becomes the document's ``doc_id`` (a whole-number float,
+as pandas writes an integer column with gaps, reads as that integer). A bad row never
+stops the file: it becomes a :class:`Reject` and reading goes on with the next row.
+
+Every file under an input folder is read or rejected whole with its reason: an empty
+file, a dangling symlink, a symlink leaving the input folder, a FIFO, socket or device
+(never opened, so it cannot block), a symlinked folder that loops, a pretty-printed JSON
+array. Symlinks (to files or folders) are followed while their target lies inside the
+input folder.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import math
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +33,10 @@ TEXT_FIELDS = ("content", "text")
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 COMPRESSIONS = ("", ".gz", ".zst")
 EXCERPT_CHARS = 200
+PRETTY_JSON = (
+    "a JSON document spread over several lines (pretty-printed): expected one JSON object "
+    "per line (JSON Lines); convert it with `jq -c '.[]'`"
+)
 
 
 @dataclass(frozen=True)
@@ -66,10 +80,17 @@ def _text_problem(text: object) -> str | None:
     return None
 
 
-def _id_problem(value: object) -> str | None:
-    if value is None or isinstance(value, (str, int)) and not isinstance(value, bool):
+def _doc_id(value: object) -> str | None:
+    """The id as text; raises ValueError when it is not a string, an integer or a whole float."""
+    if value is None:
         return None
-    return f"id is {type(value).__name__}, not a string or integer"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(f"id is {value!r}, not a whole number")
+    raise ValueError(f"id is {type(value).__name__}, not a string or integer")
 
 
 def record_to_document(record: object, source: str, location: int, raw: bytes | str) -> Document | Reject:
@@ -82,11 +103,11 @@ def record_to_document(record: object, source: str, location: int, raw: bytes | 
     text_problem = _text_problem(record[field])
     if text_problem:
         return Reject(source, location, f"{field}: {text_problem}", _excerpt(raw))
-    id_problem = _id_problem(record.get("id"))
-    if id_problem:
-        return Reject(source, location, id_problem, _excerpt(raw))
-    doc_id = record.get("id")
-    return Document(record[field], None if doc_id is None else str(doc_id), source, location)
+    try:
+        doc_id = _doc_id(record.get("id"))
+    except ValueError as exc:
+        return Reject(source, location, str(exc), _excerpt(raw))
+    return Document(record[field], doc_id, source, location)
 
 
 class TruncatedStream(OSError):
@@ -130,8 +151,15 @@ def _lines(path: Path) -> Iterator[bytes]:
         yield last
 
 
+def _spread_over_lines(raw: bytes) -> bool:
+    """A first line that opens a pretty-printed JSON document rather than holding one row."""
+    head = raw.strip()
+    return head in (b"[", b"{") or head.startswith(b"[")
+
+
 def _read_jsonl(path: Path, source: str) -> Iterator[Document | Reject]:
     line_no = 0
+    first = True
     try:
         for line_no, raw in enumerate(_lines(path), start=1):
             if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
@@ -143,9 +171,13 @@ def _read_jsonl(path: Path, source: str) -> Iterator[Document | Reject]:
             except UnicodeDecodeError as exc:
                 yield Reject(source, line_no, f"invalid UTF-8 at byte {exc.start}", _excerpt(raw))
                 continue
+            opening, first = first, False
             try:
                 record = json.loads(line)
             except (json.JSONDecodeError, RecursionError) as exc:
+                if opening and _spread_over_lines(raw):
+                    yield Reject(source, line_no, PRETTY_JSON, _excerpt(raw))
+                    return
                 yield Reject(source, line_no, f"invalid JSON: {exc}", _excerpt(raw))
                 continue
             yield record_to_document(record, source, line_no, raw)
@@ -167,20 +199,79 @@ def _read_parquet(path: Path, source: str) -> Iterator[Document | Reject]:
         yield Reject(source, row + 1, f"unreadable Parquet after row {row}: {exc}", "")
 
 
-def read_file(path: Path, source: str | None = None) -> Iterator[Document | Reject]:
-    """Documents and rejects of one input file, in file order; ``source`` names it in ids."""
+def file_problem(path: Path, root: Path | None = None) -> str | None:
+    """Why ``path`` cannot be read as an input file, or None; it never opens the file.
+
+    With ``root`` (the input folder), a path whose real location lies outside it (through
+    a symlink to a file or to a folder above it) is refused.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return "dangling symlink: its target does not exist" if path.is_symlink() else "no such file"
+    except OSError as exc:  # ELOOP: a symlink that points at itself
+        return f"cannot be read: {exc.strerror}"
+    if root is not None and not path.resolve().is_relative_to(root.resolve()):
+        return f"symlink to {path.resolve()}, outside the input folder {root}: not followed"
+    if stat.S_ISDIR(info.st_mode):
+        return "symlinked folder that loops back onto a folder above it: not followed"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a FIFO, socket or device): not read"
+    if info.st_size == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
+def read_file(
+    path: Path, source: str | None = None, root: Path | None = None
+) -> Iterator[Document | Reject]:
+    """Documents and rejects of one input file, in file order; ``source`` names it in ids.
+
+    A file that cannot be read (see :func:`file_problem`) or holds no row at all is one
+    reject, so every file ends up read or rejected with a reason.
+    """
     source = source or path.name
+    problem = file_problem(path, root)
+    if problem:
+        yield Reject(source, 0, problem, "")
+        return
     if path.name.lower().endswith(".parquet"):
-        yield from _read_parquet(path, source)
+        items = _read_parquet(path, source)
     elif is_supported(path):
-        yield from _read_jsonl(path, source)
+        items = _read_jsonl(path, source)
     else:
         yield Reject(source, 0, "unsupported file type (expected .jsonl[.gz|.zst] or .parquet)", "")
+        return
+    empty = True
+    for item in items:
+        empty = False
+        yield item
+    if empty:
+        yield Reject(source, 0, "no rows (only blank lines)", "")
 
 
 def category_files(folder: Path) -> list[Path]:
-    """Every file under ``folder`` (recursively, hidden files skipped), sorted by path."""
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    """Every entry under ``folder`` that ingest reads or rejects, sorted by path.
+
+    Hidden files and folders are skipped. A symlinked folder is descended when its target
+    lies inside ``folder`` and is not a folder above it; anything else that is not a
+    folder (files, FIFOs, dangling symlinks, symlinked folders not descended) is listed,
+    and :func:`read_file` reads it or rejects it with the reason.
+    """
+    root = folder.resolve()
+    found: list[Path] = []
+
+    def walk(directory: Path, above: frozenset[Path]) -> None:
+        for entry in os.scandir(directory):
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_dir():
+                target = path.resolve()
+                if target.is_relative_to(root) and target not in above:
+                    walk(path, above | {target})
+                    continue
+            found.append(path)
+
+    walk(folder, frozenset({root}))
+    return sorted(found)

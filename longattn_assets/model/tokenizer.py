@@ -2,6 +2,10 @@
 
 GGUF files carry their vocabulary; converting it with transformers takes seconds, so the
 converted ``tokenizer.json`` is cached under the cache dir, keyed by the file's identity.
+
+Documents are text, not chat templates: a string such as ``<|im_start|>``, ``<s>`` or
+``<|begin_of_text|>`` inside a document is tokenized as the characters it is made of,
+never as the special token (``encode_special_tokens``), whatever the tokenizer family.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from .. import settings
 from ..storage import write_text
@@ -29,13 +33,22 @@ class ModelTokenizer:
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
 
+    def encode_with_offsets(self, texts: list[str]) -> list[Encoding]:
+        """Encodings with each token's character offsets into its text."""
+        return self.tokenizer.encode_batch(texts, add_special_tokens=False)
+
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
 
 def fingerprint_of(tokenizer: Tokenizer) -> str:
-    """A short hash of the tokenizer's full definition (vocabulary, merges, normalizers)."""
-    canonical = json.dumps(json.loads(tokenizer.to_str()), sort_keys=True, separators=(",", ":"))
+    """A short hash of the tokenizer's full definition (vocabulary, merges, normalizers) and
+    of how it reads special-token strings, which ``to_str`` leaves out."""
+    definition = {
+        "tokenizer": json.loads(tokenizer.to_str()),
+        "encode_special_tokens": tokenizer.encode_special_tokens,
+    }
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
     return "tok-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -81,6 +94,12 @@ def _load(source: ModelSource) -> ModelTokenizer:
             write_text(json.dumps(special), meta_path)
         tokenizer = Tokenizer.from_file(str(json_path))
         special = json.loads(meta_path.read_text())
+    return text_tokenizer(tokenizer, special)
+
+
+def text_tokenizer(tokenizer: Tokenizer, special: dict) -> ModelTokenizer:
+    """Wrap a tokenizer so that special-token strings in documents stay ordinary text."""
+    tokenizer.encode_special_tokens = True
     return ModelTokenizer(
         tokenizer=tokenizer,
         fingerprint=fingerprint_of(tokenizer),

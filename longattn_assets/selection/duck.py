@@ -14,9 +14,13 @@ from collections.abc import Sequence
 
 import duckdb
 
+from ..validation import check
+
 Source = str | Sequence[str]  # a glob, or a list of files
 
-DEFAULT_MEMORY_LIMIT = os.environ.get("LONGATTN_DUCKDB_MEMORY", "2GB")
+DEFAULT_MEMORY_LIMIT = check(
+    "duckdb_memory", os.environ.get("LONGATTN_DUCKDB_MEMORY", "").strip() or "2GB", "LONGATTN_DUCKDB_MEMORY"
+)
 
 
 def connect(

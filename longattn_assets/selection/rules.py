@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Literal
 
-Normalize = Literal["zscore", "minmax"]
+from ..validation import Normalize, check
+
 RuleKind = Literal["fraction", "token_budget", "threshold"]
 
 DEFAULT_KEEP_FRACTION = 0.5
@@ -31,30 +32,24 @@ class SelectionSettings:
         token_budget: int | None = None,
         threshold: float | None = None,
     ) -> SelectionSettings:
-        """Exactly one rule may be given; with none, keep the paper's top half."""
-        if normalize not in ("zscore", "minmax"):
-            raise ValueError(f"normalize must be 'zscore' or 'minmax', not {normalize!r}")
-        if not math.isfinite(alpha):
-            raise ValueError(f"alpha must be finite, not {alpha!r}")
+        """Exactly one rule may be given; with none, keep the paper's top half.
+
+        Each value is checked by validation.py (InvalidSetting names the option)."""
         given = {
-            name: value
-            for name, value in (
-                ("fraction", keep_fraction),
-                ("token_budget", token_budget),
-                ("threshold", threshold),
+            name: check(option, value)
+            for name, option, value in (
+                ("fraction", "keep_fraction", keep_fraction),
+                ("token_budget", "token_budget", token_budget),
+                ("threshold", "threshold", threshold),
             )
             if value is not None
         }
         if len(given) > 1:
             raise ValueError(f"give exactly one selection rule, got {sorted(given)}")
         rule, value = next(iter(given.items()), ("fraction", DEFAULT_KEEP_FRACTION))
-        if rule == "fraction" and not 0.0 <= value <= 1.0:
-            raise ValueError(f"keep_fraction must be within [0, 1], not {value!r}")
-        if rule == "token_budget" and (int(value) != value or value < 0):
-            raise ValueError(f"token_budget must be a non-negative integer, not {value!r}")
-        if rule == "threshold" and not math.isfinite(value):
-            raise ValueError(f"threshold must be finite, not {value!r}")
-        return cls(normalize=normalize, alpha=float(alpha), rule=rule, value=value)
+        return cls(
+            normalize=check("normalize", normalize), alpha=check("alpha", alpha), rule=rule, value=value
+        )
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import model_validator
 
 from .. import settings as project_settings
+from ..validation import check_fields
 from .settings import SlurmSettings
 
 _DEFAULTS = SlurmSettings.from_env(str(project_settings.data_root() / ".slurm"))
@@ -28,6 +30,11 @@ class SlurmScoring(dg.ConfigurableResource):
     extra_args: list[str] = list(_DEFAULTS.extra_args)
     python: str = _DEFAULTS.python
     poll_s: float = 5.0
+
+    @model_validator(mode="after")
+    def _check(self) -> SlurmScoring:
+        check_fields(self, "slurm_scoring", ("gpus_per_task", "cpus_per_task", "max_parallel", "poll_s"))
+        return self
 
     def settings(self) -> SlurmSettings:
         return SlurmSettings(

@@ -7,9 +7,15 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 
+from ..validation import check
+
 
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, "").strip() or default
+
+
+def _checked(name: str, rule: str, default: str) -> object:
+    return check(rule, _env(name, default), label=name)
 
 
 @dataclass(frozen=True)
@@ -39,12 +45,12 @@ class SlurmSettings:
         return cls(
             shared_dir=_env("LONGATTN_SLURM_SHARED_DIR", default_shared_dir),
             partition=_env("LONGATTN_SLURM_PARTITION"),
-            gpus_per_task=int(_env("LONGATTN_SLURM_GPUS_PER_TASK", "1")),
-            cpus_per_task=int(_env("LONGATTN_SLURM_CPUS_PER_TASK", "4")),
+            gpus_per_task=_checked("LONGATTN_SLURM_GPUS_PER_TASK", "gpus_per_task", "1"),
+            cpus_per_task=_checked("LONGATTN_SLURM_CPUS_PER_TASK", "cpus_per_task", "4"),
             mem=_env("LONGATTN_SLURM_MEM"),
             time_limit=_env("LONGATTN_SLURM_TIME", "04:00:00"),
-            requeue=_env("LONGATTN_SLURM_REQUEUE", "0").lower() in ("1", "true", "yes"),
-            max_parallel=int(_env("LONGATTN_SLURM_MAX_PARALLEL", "0")),
+            requeue=_checked("LONGATTN_SLURM_REQUEUE", "flag", "0"),
+            max_parallel=_checked("LONGATTN_SLURM_MAX_PARALLEL", "max_parallel", "0"),
             extra_args=tuple(shlex.split(_env("LONGATTN_SLURM_EXTRA_ARGS"))),
             python=_env("LONGATTN_SLURM_PYTHON", sys.executable),
         )
@@ -52,4 +58,4 @@ class SlurmSettings:
 
 def slurm_enabled() -> bool:
     """Scoring goes to Slurm when LONGATTN_SLURM is set to 1/true/yes."""
-    return _env("LONGATTN_SLURM", "0").lower() in ("1", "true", "yes")
+    return _checked("LONGATTN_SLURM", "flag", "0")

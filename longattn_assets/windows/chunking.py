@@ -1,8 +1,11 @@
 """Cut a shard's documents into token windows (Algorithm 1) with stable ids.
 
 Documents are tokenized once, in batches, with the scoring model's tokenizer (no special
-tokens). Each window keeps its token ids, which the scorer reads as they are, and its
-decoded text for export.
+tokens added, and special-token strings in the text read as ordinary text). Each window
+keeps its token ids, which the scorer reads as they are, and for export the exact span of
+source characters its tokens cover (see :func:`window_text`), never a decoding of its
+ids: a byte-level token boundary may fall inside a character, and decoding half of one
+would invent U+FFFD.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+from tokenizers import Encoding
 
 from ..model.tokenizer import ModelTokenizer
 from .algorithm import window_starts
@@ -66,9 +70,26 @@ class WindowSpec:
     sample_fraction: float = 1.0
 
 
+def window_text(text: str, encoding: Encoding, start: int, end: int) -> str:
+    """The characters of ``text`` that tokens ``[start, end)`` of its encoding cover.
+
+    Each character belongs to exactly one token: the first whose offsets touch it, i.e. the
+    token holding its first byte when a byte-level token boundary splits it, and the token
+    after it for characters no token's offsets cover (whitespace some tokenizers' offsets
+    leave out). Text before the first token and after the last belongs to those tokens.
+    So a window that starts inside a character starts at the next one, a window that ends
+    inside one keeps it whole, and adjacent windows' texts join up to the document.
+    """
+    n = len(encoding.ids)
+    begin = 0 if start == 0 else encoding.token_to_chars(start - 1)[1]
+    finish = len(text) if end >= n else encoding.token_to_chars(end - 1)[1]
+    return text[begin : max(begin, finish)]
+
+
 def _window_rows(
-    spec: WindowSpec, doc_hash: str, doc_id: str, ids: np.ndarray, stats: WindowStats
-) -> Iterator[tuple[str, str, int, int, np.ndarray]]:
+    spec: WindowSpec, doc_hash: str, doc_id: str, text: str, encoding: Encoding, stats: WindowStats
+) -> Iterator[tuple[str, str, int, int, np.ndarray, str]]:
+    ids = np.asarray(encoding.ids, dtype=np.int32)
     starts = window_starts(len(ids), spec.window_size)
     stats.documents += 1
     stats.document_tokens += len(ids)
@@ -79,23 +100,25 @@ def _window_rows(
         if spec.sample_fraction < 1.0 and unit_interval(data_id) >= spec.sample_fraction:
             stats.sampled_out += 1
             continue
-        yield data_id, doc_id, index, start, ids[start : start + spec.window_size]
+        end = start + spec.window_size
+        yield data_id, doc_id, index, start, ids[start:end], window_text(text, encoding, start, end)
 
 
 def window_batch(
     docs: pa.Table, tokenizer: ModelTokenizer, spec: WindowSpec, stats: WindowStats
 ) -> pa.Table:
     """Windows of a batch of raw_corpus rows (columns doc_hash, doc_id, text)."""
-    encoded = tokenizer.encode_batch(docs.column("text").to_pylist())
+    texts = docs.column("text").to_pylist()
+    encodings = tokenizer.encode_with_offsets(texts)
     rows = []
-    for doc_hash, doc_id, ids in zip(
-        docs.column("doc_hash").to_pylist(), docs.column("doc_id").to_pylist(), encoded
+    for doc_hash, doc_id, text, encoding in zip(
+        docs.column("doc_hash").to_pylist(), docs.column("doc_id").to_pylist(), texts, encodings
     ):
-        rows.extend(_window_rows(spec, doc_hash, doc_id, np.asarray(ids, dtype=np.int32), stats))
+        rows.extend(_window_rows(spec, doc_hash, doc_id, text, encoding, stats))
     if not rows:
         return WINDOWED_CHUNKS_SCHEMA.empty_table()
     tokens = [r[4] for r in rows]
-    contents = tokenizer.tokenizer.decode_batch([t.tolist() for t in tokens], skip_special_tokens=False)
+    contents = [r[5] for r in rows]
     offsets = np.zeros(len(tokens) + 1, dtype=np.int32)
     np.cumsum([len(t) for t in tokens], out=offsets[1:])
     token_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(tokens)))

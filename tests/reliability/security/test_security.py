@@ -59,7 +59,7 @@ def test_a_configured_category_that_escapes_is_refused_at_load(variable: str, va
         [sys.executable, "-c", "import longattn_assets.definitions"],
         cwd=REPO, env={**os.environ, variable: value}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert done.returncode != 0 and "UnsafeKeyError" in done.stderr and "is not allowed" in done.stderr
+    assert done.returncode != 0 and f"InvalidSetting: {variable}: got {value!r}" in done.stderr
 
 
 @pytest.mark.parametrize("option", [["--category", "../escape"], ["--category", "code", "--shard", "/etc/passwd"]])
@@ -72,7 +72,7 @@ def test_longattn_window_refuses_escaping_keys(option: list[str], tmp_path: Path
          "--window-size", "16", *option],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert done.returncode != 0 and "is not allowed" in done.stderr and not out.exists()
+    assert done.returncode == 2 and "expected a name of letters" in done.stderr and not out.exists()
 
 
 def test_dagster_dev_and_the_webserver_default_to_loopback():

@@ -1,0 +1,245 @@
+"""What every setting and option may hold, checked in one place.
+
+The command line (cli.py), the environment (settings.py) and the Dagster resources and
+configs (resources.py, assets) check their values here by the option's name, so a bad
+value gives the same one line wherever it was given: the option as the user wrote it
+(``--keep-fraction``, ``LONGATTN_NUM_SHARDS``, ``windowing.window_size``), the value and
+what is allowed. Nothing here imports Dagster or torch at module load (the cron and device
+rules import them when they run).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from .storage import check_key
+
+# Options with a fixed set of values; config fields use these types, so Dagster's config
+# schema holds them as enums and the launchpad refuses another value before launching.
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+Kernel = Literal["auto", "torch", "triton"]
+Normalize = Literal["zscore", "minmax"]
+
+
+class InvalidSetting(ValueError):
+    """A value outside what its option allows; the message is one line."""
+
+    def __init__(self, label: str, value: object, allowed: str):
+        super().__init__(f"{label}: got {value!r}, expected {allowed}")
+        self.label, self.value, self.allowed = label, value, allowed
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``convert`` returns the value in its type or raises ValueError/TypeError."""
+
+    allowed: str
+    convert: Callable[[Any], Any]
+
+
+def _not_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    return value
+
+
+def integer(minimum: int) -> Rule:
+    def convert(value: object) -> int:
+        value = _not_bool(value)
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(value)
+            value = int(value)
+        number = int(value.strip()) if isinstance(value, str) else value
+        if not isinstance(number, int) or number < minimum:
+            raise ValueError(value)
+        return number
+
+    return Rule(f"an integer >= {minimum}", convert)
+
+
+def number(
+    low: float | None = None, high: float | None = None, *, low_open: bool = False
+) -> Rule:
+    """A finite float, optionally within [low, high] (or (low, high] with ``low_open``)."""
+
+    def convert(value: object) -> float:
+        value = _not_bool(value)
+        if not isinstance(value, (int, float, str)):
+            raise TypeError(value)
+        result = float(value)
+        if not math.isfinite(result):
+            raise ValueError(value)
+        if low is not None and (result < low or (low_open and result == low)):
+            raise ValueError(value)
+        if high is not None and result > high:
+            raise ValueError(value)
+        return result
+
+    if low is not None and high is not None:
+        allowed = f"a number within {'(' if low_open else '['}{low:g}, {high:g}]"
+    elif low is not None:
+        allowed = f"a finite number {'>' if low_open else '>='} {low:g}"
+    else:
+        allowed = "a finite number"
+    return Rule(allowed, convert)
+
+
+def choice(*values: str) -> Rule:
+    def convert(value: object) -> str:
+        if value not in values:
+            raise ValueError(value)
+        return str(value)
+
+    return Rule("one of " + ", ".join(values), convert)
+
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def _device(value: object) -> str:
+    if not isinstance(value, str) or not _DEVICE.match(value.strip()):
+        raise ValueError(value)
+    return value.strip()
+
+
+def _key(kind: str) -> Callable[[Any], str]:
+    return lambda value: check_key(kind, value)
+
+
+def _keys(value: object) -> list[str]:
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, list):
+        raise TypeError(value)
+    names = [part.strip() for part in parts if part.strip()]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(value)
+    return [check_key("category", name) for name in names]
+
+
+def _json_object(value: object) -> str:
+    if not isinstance(value, str) or not isinstance(json.loads(value), dict):
+        raise ValueError(value)
+    return value
+
+
+def _flag(value: object) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no", ""):
+        return False
+    raise ValueError(value)
+
+
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+def _memory(value: object) -> str:
+    if not isinstance(value, str) or not _MEMORY.match(value.strip()):
+        raise ValueError(value)
+    return value.strip()
+
+
+def _cron(value: object) -> str:
+    from dagster._utils.schedules import is_valid_cron_string  # what a ScheduleDefinition accepts
+
+    if not isinstance(value, str) or not is_valid_cron_string(value.strip()):
+        raise ValueError(value)
+    return value.strip()
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(value)
+    return value.strip()
+
+
+KEY_ALLOWED = "letters, digits, '_', '-' and '.', starting with a letter or digit, no '..'"
+
+RULES: dict[str, Rule] = {
+    # windows (DESIGN 1.1)
+    "window_size": integer(1),
+    "sample_fraction": number(0.0, 1.0, low_open=True),
+    # partitions
+    "num_shards": integer(1),
+    "categories": Rule(f"a comma-separated list of distinct names ( {KEY_ALLOWED})", _keys),
+    "category": Rule(f"a name of {KEY_ALLOWED}", _key("category")),
+    "shard": Rule(f"a name of {KEY_ALLOWED}", _key("shard")),
+    # scoring (DESIGN 1.2)
+    "model": Rule("an embedded model name, a GGUF file, a model folder or a hub id", _text),
+    "device": Rule("auto, cpu, cuda or cuda:N", _device),
+    "dtype": choice(*get_args(Dtype)),
+    "kernel": choice(*get_args(Kernel)),
+    "batch_tokens": integer(1),
+    "block_size": integer(1),
+    "resume_chunk_windows": integer(1),
+    "rope_theta": number(0.0, low_open=True),
+    "rope_scaling": Rule('a JSON object, e.g. {"rope_type": "linear", "factor": 4.0}', _json_object),
+    # selection (DESIGN 1.3)
+    "normalize": choice(*get_args(Normalize)),
+    "alpha": number(),
+    "keep_fraction": number(0.0, 1.0),
+    "token_budget": integer(0),
+    "threshold": number(),
+    "duckdb_memory": Rule("a size such as 2GB or 512MiB", _memory),
+    "cron": Rule("a cron expression of five fields, e.g. '0 3 * * *'", _cron),
+    # Slurm
+    "gpus_per_task": integer(0),
+    "cpus_per_task": integer(1),
+    "max_parallel": integer(0),
+    "poll_s": number(0.0, low_open=True),
+    "flag": Rule("1, true, yes, 0, false or no", _flag),
+}
+
+
+def check(rule: str, value: Any, label: str | None = None) -> Any:
+    """``value`` converted by the rule named ``rule``; None stays None (an unset option)."""
+    if value is None:
+        return None
+    checker = RULES[rule]
+    try:
+        return checker.convert(value)
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidSetting(label or rule, value, checker.allowed) from None
+
+
+def check_fields(obj: object, owner: str, fields: Iterable[str]) -> None:
+    """Check attributes of a config object whose names are rules (a pydantic validator's body)."""
+    for field in fields:
+        check(field, getattr(obj, field), f"{owner}.{field}")
+
+
+def check_device_available(device: str, label: str = "device") -> str:
+    """``cuda:N`` must name a visible accelerator; ``auto`` and ``cuda`` fall back to the CPU."""
+    device = check("device", device, label)
+    if device.startswith("cuda:"):
+        from .scoring.devices import visible_accelerators
+
+        visible = visible_accelerators()
+        if device not in visible:
+            names = ", ".join(visible) if visible else "none is visible here"
+            raise InvalidSetting(label, device, f"auto, cpu, cuda or a visible device ({names})")
+    return device
+
+
+def check_input_file(path: str | Path, label: str, parquet: bool = False) -> Path:
+    """A file a command reads: it must exist (and be Parquet when ``parquet``)."""
+    file = Path(path)
+    if not file.exists():
+        raise InvalidSetting(label, str(path), "an existing file (no such file)")
+    if parquet:
+        try:
+            with open(file, "rb") as handle:
+                magic = handle.read(4) if file.is_file() else b""
+        except OSError as exc:
+            raise InvalidSetting(label, str(path), f"a readable Parquet file ({exc.strerror})") from None
+        if magic != b"PAR1":
+            raise InvalidSetting(label, str(path), "a Parquet file (it does not start with PAR1)")
+    return file
