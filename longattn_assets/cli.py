@@ -7,8 +7,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import settings
+
+if TYPE_CHECKING:
+    from .selection.rules import SelectionSettings
 
 
 def _window(args: argparse.Namespace) -> int:
@@ -95,23 +99,15 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 def _select(args: argparse.Namespace) -> int:
     from .report.html import render_report, write_report
     from .selection.exports import export_category
-    from .selection.rules import SelectionSettings
     from .selection.select import select_category
 
-    chosen = SelectionSettings.from_options(
-        normalize=args.normalize,
-        alpha=args.alpha,
-        keep_fraction=args.keep_fraction,
-        token_budget=args.token_budget,
-        threshold=args.threshold,
-    )
+    chosen = _selection_settings(args)
     out = Path(args.output)
-    summary = export_category(
-        args.windows, args.scores, out, category=args.category, settings=chosen
-    )
+    category = args.category or _windows_category(args.windows)
+    summary = export_category(args.windows, args.scores, out, category=category, settings=chosen)
     if args.report:
         result = select_category(args.windows, args.scores, **chosen.options())
-        write_report(render_report(args.category, result, args.windows), out / "report.html")
+        write_report(render_report(category, result, args.windows), out / "report.html")
     print(json.dumps(summary.as_dict(), indent=2, default=str))
     return 0
 
@@ -123,42 +119,148 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output", required=True, help="folder for selected.parquet, longabc.jsonl, hf/"
     )
-    p.add_argument("--category", default="all", help="name written into the outputs")
+    p.add_argument(
+        "--category", default=None,
+        help="name written into the outputs (default: the category column of the windows)",
+    )  # fmt: skip
+    _add_selection_options(p)
+    p.add_argument("--report", action="store_true", help="also write report.html")
+    p.set_defaults(func=_select)
+
+
+def _add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", default="zscore", choices=["zscore", "minmax"])
     p.add_argument("--alpha", type=float, default=0.5)
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--keep-fraction", type=float, default=None, help="default 0.5")
     rule.add_argument("--token-budget", type=int, default=None)
     rule.add_argument("--threshold", type=float, default=None)
-    p.add_argument("--report", action="store_true", help="also write report.html")
-    p.set_defaults(func=_select)
+
+
+def _selection_settings(args: argparse.Namespace) -> SelectionSettings:
+    from .selection.rules import SelectionSettings
+
+    return SelectionSettings.from_options(
+        normalize=args.normalize,
+        alpha=args.alpha,
+        keep_fraction=args.keep_fraction,
+        token_budget=args.token_budget,
+        threshold=args.threshold,
+    )
+
+
+def _browse(args: argparse.Namespace) -> int:
+    from .assets.scoring import SCORED_CHUNKS
+    from .assets.selection import LONGABC_DATASET
+    from .assets.windows import WINDOWED_CHUNKS
+    from .browse.ranking import CategoryRanking
+    from .browse.server import make_server
+    from .project_env import project_env
+    from .selection.exports import SUMMARY_FILE
+    from .selection.rules import SelectionSettings
+    from .storage import DataLayout, check_key
+
+    if bool(args.windows) != bool(args.scores):
+        raise SystemExit("longattn browse: give both --windows and --scores, or neither")
+    chosen = _selection_settings(args)
+    if args.windows:
+        windows, scores = args.windows, args.scores
+        category = args.category or _windows_category(windows)
+    else:
+        if not args.category:
+            raise SystemExit("longattn browse: give --category (or --windows and --scores)")
+        category = check_key("category", args.category)
+        with project_env():  # the data root the UI and the demo use
+            layout = DataLayout(Path(args.data_root) if args.data_root else settings.data_root())
+        windows = layout.shard_glob(WINDOWED_CHUNKS, category)
+        scores = layout.shard_glob(SCORED_CHUNKS, category)
+        recorded = layout.category_file(LONGABC_DATASET, category, SUMMARY_FILE)
+        if recorded.is_file() and not _rule_given(args):
+            # the dataset's own settings, so kept and dropped match longabc_dataset
+            chosen = SelectionSettings(**json.loads(recorded.read_text())["settings"])
+    print(f"ranking the windows of {category} ({windows}) ...", flush=True)
+    ranking = CategoryRanking(windows, scores, chosen)
+    server = make_server(ranking, category, args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f"{ranking.n:,} windows; browse them at http://{host}:{port}/  (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        ranking.close()
+    return 0
+
+
+def _rule_given(args: argparse.Namespace) -> bool:
+    return any(v is not None for v in (args.keep_fraction, args.token_budget, args.threshold))
+
+
+def _windows_category(windows_glob: str) -> str:
+    from .selection.select import windows_category
+
+    return windows_category(windows_glob)
+
+
+def _add_browse(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "browse", help="page through a category's windows in LDS order in a browser"
+    )
+    p.add_argument("--category", default=None, help="category under the data root")
+    p.add_argument(
+        "--data-root", default=None, help="default: LONGATTN_DATA_ROOT, else ./data (as the UI)"
+    )
+    p.add_argument("--windows", default=None, help="glob of windowed_chunks files (instead)")
+    p.add_argument("--scores", default=None, help="glob of scored_chunks files (instead)")
+    _add_selection_options(p)
+    p.add_argument("--host", default="127.0.0.1", help="default: loopback only")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.set_defaults(func=_browse)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .project_env import dagster_home, project_env
 
-    print(
-        f"LongAttn demo: bundled sample corpus, embedded SmolLM2, windows of {args.window_size} tokens"
-    )
-    print(f"data root: {Path(args.data_root).absolute()}")
-    categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
-    reports = run_demo(
-        Path(args.data_root),
-        window_size=args.window_size,
-        input_dir=Path(args.input_dir),
-        device=args.device,
-        categories=categories,
-    )
+    # The checkout's .env, as `dagster dev` reads it: the same instance and data root.
+    with project_env():
+        data_root = Path(args.data_root) if args.data_root else settings.data_root()
+        window_size = args.window_size or settings.demo_window_size()
+        home = dagster_home()
+        print(
+            f"LongAttn demo: bundled sample corpus, embedded SmolLM2, windows of {window_size} tokens"
+        )
+        print(f"data root: {data_root.absolute()}")
+        print(f"Dagster instance: {home or data_root.absolute() / '.dagster'}")
+        categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
+        reports = run_demo(
+            data_root,
+            window_size=window_size,
+            input_dir=Path(args.input_dir),
+            device=args.device,
+            categories=categories,
+            dagster_home=home,
+        )
     print("\nreports (open in a browser):")
     for category, path in reports.items():
         print(f"  {category}: {path}")
+    if home is not None and home.resolve() == Path.cwd().resolve():
+        print("\nits runs in the UI: .venv/bin/dagster dev -w workspace.yaml  (Ctrl-C stops it)")
+    elif home is not None:
+        print(f"\nits runs in the UI: DAGSTER_HOME={home} dagster dev -w workspace.yaml")
     return 0
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline through Dagster on the bundled sample")
-    p.add_argument("--data-root", default="longattn-demo")
-    p.add_argument("--window-size", type=int, default=settings.DEMO_WINDOW_SIZE)
+    p.add_argument(
+        "--data-root", default=None, help="default: LONGATTN_DATA_ROOT, else ./data (as the UI)"
+    )
+    p.add_argument(
+        "--window-size", type=int, default=None,
+        help=f"default: LONGATTN_WINDOW_SIZE, else {settings.DEMO_WINDOW_SIZE}",
+    )  # fmt: skip
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--input-dir", default=str(settings.SAMPLE_CORPUS_DIR), help="default: the bundled sample"
@@ -177,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score(sub)
     _add_select(sub)
     _add_demo(sub)
+    _add_browse(sub)
     return parser
 
 

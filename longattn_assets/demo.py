@@ -1,9 +1,10 @@
 """Run the whole pipeline through Dagster on the bundled sample corpus and the embedded model.
 
 Every partition runs in order (a category's ingest, each shard's windows and scores, the
-category's selection and report) against a persistent Dagster instance kept under the
-data root, so a second run skips what is already materialized and `dagster dev` with
-``DAGSTER_HOME=<data root>/.dagster`` shows the history.
+category's selection and report) against a persistent Dagster instance, so a second run
+skips what is already materialized. ``longattn demo`` passes the instance ``$DAGSTER_HOME``
+names (the checkout's ``.env`` sets it to the checkout, the one ``dagster dev`` opens there),
+so the UI shows the demo's runs; without it the instance is kept under the data root.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from .storage import DataLayout
 
 DAGSTER_DIR = ".dagster"
+# Written only into an instance folder that has no dagster.yaml yet.
+INSTANCE_CONFIG = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SUMMARY_KEYS = {
     "raw_corpus": ("documents", "rejects"),
@@ -40,12 +43,12 @@ SUMMARY_KEYS = {
 }
 
 
-def _instance(root: Path) -> dg.DagsterInstance:
-    home = root / DAGSTER_DIR
+def _instance(root: Path, dagster_home: Path | None) -> dg.DagsterInstance:
+    home = dagster_home or root / DAGSTER_DIR
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        config.write_text(INSTANCE_CONFIG)
     return dg.DagsterInstance.from_config(str(home))
 
 
@@ -64,8 +67,12 @@ def run_demo(
     device: str = "auto",
     categories: list[str] | None = None,
     say: Callable[[str], None] = print,
+    dagster_home: Path | None = None,
 ) -> dict[str, Path]:
-    """Materialize every partition that is not done yet; return each category's report path."""
+    """Materialize every partition that is not done yet; return each category's report path.
+
+    Runs are recorded in the instance at ``dagster_home`` (default: ``<data root>/.dagster``).
+    """
     root = data_root.expanduser().absolute()
     layout = DataLayout(root)
     resources = {
@@ -74,7 +81,7 @@ def run_demo(
         "windowing": Windowing(window_size=window_size),
         "attention_scorer": AttentionScorer(device=device),
     }
-    instance = _instance(root)
+    instance = _instance(root, dagster_home)
 
     def step(selection: list, partition: str | dg.MultiPartitionKey, label: str) -> None:
         started = time.perf_counter()
