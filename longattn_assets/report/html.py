@@ -152,7 +152,8 @@ def _windows(table: pa.Table, previews: Mapping[str, str]) -> str:
 def preview(text: str, chars: int = PREVIEW_CHARS, lines: int = PREVIEW_LINES) -> str:
     """The start of ``text`` in whole lines (at most ``lines`` and ``chars``), "…" when cut.
 
-    A first line longer than ``chars`` is cut after its last word that fits.
+    A first line longer than ``chars`` is cut after its last word that fits (or at ``chars``
+    when that word would leave less than half of it).
     """
     all_lines = text.split("\n")
     kept: list[str] = []
@@ -166,8 +167,8 @@ def preview(text: str, chars: int = PREVIEW_CHARS, lines: int = PREVIEW_LINES) -
         return text
     if not kept:
         first = all_lines[0][:chars]
-        cut = first.rfind(" ")
-        return (first[:cut] if cut > 0 else first).rstrip() + " …"
+        space = first.rfind(" ")
+        return (first[:space] if space > chars // 2 else first).rstrip() + "…"
     return "\n".join(kept).rstrip() + "\n…"
 
 
