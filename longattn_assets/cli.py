@@ -228,9 +228,8 @@ def _demo(args: argparse.Namespace) -> int:
         data_root = Path(args.data_root) if args.data_root else settings.data_root()
         window_size = args.window_size or settings.demo_window_size()
         home = dagster_home()
-        print(
-            f"LongAttn demo: bundled sample corpus, embedded SmolLM2, windows of {window_size} tokens"
-        )
+        corpus = "bundled sample corpus" if Path(args.input_dir) == settings.SAMPLE_CORPUS_DIR else args.input_dir
+        print(f"LongAttn demo: {corpus}, embedded SmolLM2, windows of {window_size} tokens")
         print(f"data root: {data_root.absolute()}")
         print(f"Dagster instance: {home or data_root.absolute() / '.dagster'}")
         categories = [c.strip() for c in args.categories.split(",")] if args.categories else None

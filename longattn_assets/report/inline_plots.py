@@ -87,4 +87,4 @@ def histogram_svg(
 
 
 def _text(x: float, anchor: str, text: str) -> str:
-    return f"<text x='{x:g}' y='43' font-size='6' text-anchor='{anchor}'>{text}</text>"
+    return f"<text x='{x:g}' y='43' font-size='4.5' text-anchor='{anchor}'>{text}</text>"
