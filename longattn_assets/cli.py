@@ -228,7 +228,8 @@ def _demo(args: argparse.Namespace) -> int:
         data_root = Path(args.data_root) if args.data_root else settings.data_root()
         window_size = args.window_size or settings.demo_window_size()
         home = dagster_home()
-        corpus = "bundled sample corpus" if Path(args.input_dir) == settings.SAMPLE_CORPUS_DIR else args.input_dir
+        input_dir = Path(args.input_dir) if args.input_dir else settings.input_dir()
+        corpus = "bundled sample corpus" if input_dir == settings.SAMPLE_CORPUS_DIR else input_dir
         print(f"LongAttn demo: {corpus}, embedded SmolLM2, windows of {window_size} tokens")
         print(f"data root: {data_root.absolute()}")
         print(f"Dagster instance: {home or data_root.absolute() / '.dagster'}")
@@ -236,7 +237,7 @@ def _demo(args: argparse.Namespace) -> int:
         reports = run_demo(
             data_root,
             window_size=window_size,
-            input_dir=Path(args.input_dir),
+            input_dir=input_dir,
             device=args.device,
             categories=categories,
             dagster_home=home,
@@ -262,7 +263,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--device", default="auto")
     p.add_argument(
-        "--input-dir", default=str(settings.SAMPLE_CORPUS_DIR), help="default: the bundled sample"
+        "--input-dir", default=None, help="default: LONGATTN_INPUT_DIR, else the bundled sample"
     )
     p.add_argument(
         "--categories", default=None, help="comma-separated subset of the configured categories"
