@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -183,6 +184,7 @@ def _browse(args: argparse.Namespace) -> int:
     server = make_server(ranking, category, args.host, args.port)
     host, port = server.server_address[:2]
     print(f"{ranking.n:,} windows; browse them at http://{host}:{port}/  (Ctrl-C stops)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: remove the ranking's files
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -191,6 +193,10 @@ def _browse(args: argparse.Namespace) -> int:
         server.server_close()
         ranking.close()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _rule_given(args: argparse.Namespace) -> bool:
