@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ def _allowed(rule: str, default: str = "") -> str:
 
 if TYPE_CHECKING:
     from .consistency import CategoryFiles
+    from .selection.rules import SelectionSettings
 
 
 def _window(args: argparse.Namespace) -> int:
@@ -128,25 +130,19 @@ def _paired_files(windows: str, scores: str) -> CategoryFiles:
 def _select(args: argparse.Namespace) -> int:
     from .report.html import render_report, write_report
     from .selection.exports import export_category
-    from .selection.rules import SelectionSettings
     from .selection.select import select_category
 
-    chosen = SelectionSettings.from_options(
-        normalize=args.normalize,
-        alpha=args.alpha,
-        keep_fraction=args.keep_fraction,
-        token_budget=args.token_budget,
-        threshold=args.threshold,
-    )
+    chosen = _selection_settings(args)
     out = Path(args.output)
     files = _paired_files(args.windows, args.scores)
+    category = args.category or _windows_category(files.windows)
     summary = export_category(
-        files.windows, files.scores, out, category=args.category, settings=chosen,
+        files.windows, files.scores, out, category=category, settings=chosen,
         inputs=files.as_record(),
     )  # fmt: skip
     if args.report:
         result = select_category(files.windows, files.scores, **chosen.options())
-        write_report(render_report(args.category, result, files.windows), out / "report.html")
+        write_report(render_report(category, result, files.windows), out / "report.html")
     print(json.dumps(summary.as_dict(), indent=2, default=str))
     return 0
 
@@ -158,48 +154,162 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output", required=True, help="folder for selected.parquet, longabc.jsonl, hf/"
     )
-    p.add_argument("--category", default="all", help="name written into the outputs")
+    p.add_argument(
+        "--category", default=None,
+        help="name written into the outputs (default: the category column of the windows)",
+    )  # fmt: skip
+    _add_selection_options(p)
+    p.add_argument("--report", action="store_true", help="also write report.html")
+    p.set_defaults(func=_select)
+
+
+def _add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", default="zscore", help=_allowed("normalize"))
     p.add_argument("--alpha", default=0.5, help=_allowed("alpha", "default 0.5"))
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--keep-fraction", help=_allowed("keep_fraction", "default 0.5"))
     rule.add_argument("--token-budget", help=_allowed("token_budget"))
     rule.add_argument("--threshold", help=_allowed("threshold"))
-    p.add_argument("--report", action="store_true", help="also write report.html")
-    p.set_defaults(func=_select)
+
+
+def _selection_settings(args: argparse.Namespace) -> SelectionSettings:
+    from .selection.rules import SelectionSettings
+
+    return SelectionSettings.from_options(
+        normalize=args.normalize,
+        alpha=args.alpha,
+        keep_fraction=args.keep_fraction,
+        token_budget=args.token_budget,
+        threshold=args.threshold,
+    )
+
+
+def _browse(args: argparse.Namespace) -> int:
+    from .assets.selection import LONGABC_DATASET
+    from .browse.ranking import CategoryRanking
+    from .browse.server import make_server
+    from .consistency import recorded_files
+    from .project_env import project_env
+    from .selection.exports import SUMMARY_FILE
+    from .selection.rules import SelectionSettings
+    from .storage import DataLayout, check_key
+
+    if bool(args.windows) != bool(args.scores):
+        raise SystemExit("longattn browse: give both --windows and --scores, or neither")
+    chosen = _selection_settings(args)
+    if args.windows:
+        windows, scores = args.windows, args.scores
+        category = args.category or _windows_category(windows)
+    else:
+        if not args.category:
+            raise SystemExit("longattn browse: give --category (or --windows and --scores)")
+        category = check_key("category", args.category)
+        with project_env():  # the data root the UI and the demo use
+            layout = DataLayout(Path(args.data_root) if args.data_root else settings.data_root())
+        recorded_path = layout.category_file(LONGABC_DATASET, category, SUMMARY_FILE)
+        if not recorded_path.is_file():
+            raise SystemExit(
+                f"longattn browse: {category} has no dataset under {layout.root} yet: "
+                "materialize longabc_dataset first, or give --windows and --scores"
+            )
+        # the dataset's own files (the current shards) and, unless a rule is given, its
+        # settings, so kept and dropped match longabc_dataset
+        recorded = json.loads(recorded_path.read_text())
+        files = recorded_files(recorded["inputs"])
+        windows, scores = files.windows, files.scores
+        if not _rule_given(args):
+            chosen = SelectionSettings(**recorded["settings"])
+    print(f"ranking the windows of {category} ({windows}) ...", flush=True)
+    ranking = CategoryRanking(windows, scores, chosen)
+    server = make_server(ranking, category, args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f"{ranking.n:,} windows; browse them at http://{host}:{port}/  (Ctrl-C stops)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: remove the ranking's files
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        ranking.close()
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _rule_given(args: argparse.Namespace) -> bool:
+    return any(v is not None for v in (args.keep_fraction, args.token_budget, args.threshold))
+
+
+def _windows_category(windows_glob: str | list[Path]) -> str:
+    from .selection.select import windows_category
+
+    return windows_category(windows_glob)
+
+
+def _add_browse(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "browse", help="page through a category's windows in LDS order in a browser"
+    )
+    p.add_argument("--category", default=None, help="category under the data root")
+    p.add_argument(
+        "--data-root", default=None, help="default: LONGATTN_DATA_ROOT, else ./data (as the UI)"
+    )
+    p.add_argument("--windows", default=None, help="glob of windowed_chunks files (instead)")
+    p.add_argument("--scores", default=None, help="glob of scored_chunks files (instead)")
+    _add_selection_options(p)
+    p.add_argument("--host", default="127.0.0.1", help="default: loopback only")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.set_defaults(func=_browse)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .project_env import dagster_home, project_env
 
-    print(
-        f"LongAttn demo: bundled sample corpus, embedded SmolLM2, windows of {args.window_size} tokens"
-    )
-    print(f"data root: {Path(args.data_root).absolute()}")
-    reports = run_demo(
-        Path(args.data_root),
-        window_size=args.window_size,
-        input_dir=Path(args.input_dir),
-        device=check_device_available(args.device, "--device"),
-        categories=args.categories,
-    )
+    # The checkout's .env, as `dagster dev` reads it: the same instance and data root.
+    with project_env():
+        data_root = Path(args.data_root) if args.data_root else settings.data_root()
+        window_size = args.window_size or settings.demo_window_size()
+        home = dagster_home()
+        input_dir = Path(args.input_dir) if args.input_dir else settings.input_dir()
+        corpus = "bundled sample corpus" if input_dir == settings.SAMPLE_CORPUS_DIR else input_dir
+        print(f"LongAttn demo: {corpus}, embedded SmolLM2, windows of {window_size} tokens")
+        print(f"data root: {data_root.absolute()}")
+        print(f"Dagster instance: {home or data_root.absolute() / '.dagster'}")
+        categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
+        reports = run_demo(
+            data_root,
+            window_size=window_size,
+            input_dir=input_dir,
+            device=check_device_available(args.device, "--device"),
+            categories=categories,
+            dagster_home=home,
+        )
     print("\nreports (open in a browser):")
     for category, path in reports.items():
         print(f"  {category}: {path}")
+    if home is not None and home.resolve() == Path.cwd().resolve():
+        print("\nits runs in the UI: .venv/bin/dagster dev -w workspace.yaml  (Ctrl-C stops it)")
+    elif home is not None:
+        print(f"\nits runs in the UI: DAGSTER_HOME={home} dagster dev -w workspace.yaml")
     return 0
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline through Dagster on the bundled sample")
-    p.add_argument("--data-root", default="longattn-demo")
     p.add_argument(
-        "--window-size",
-        default=settings.DEMO_WINDOW_SIZE,
-        help=_allowed("window_size", f"default {settings.DEMO_WINDOW_SIZE}"),
+        "--data-root", default=None, help="default: LONGATTN_DATA_ROOT, else ./data (as the UI)"
     )
+    p.add_argument(
+        "--window-size", default=None,
+        help=_allowed("window_size", f"default: LONGATTN_WINDOW_SIZE, else {settings.DEMO_WINDOW_SIZE}"),
+    )  # fmt: skip
     p.add_argument("--device", default="auto", help=_allowed("device", "default auto"))
     p.add_argument(
-        "--input-dir", default=str(settings.SAMPLE_CORPUS_DIR), help="default: the bundled sample"
+        "--input-dir", default=None, help="default: LONGATTN_INPUT_DIR, else the bundled sample"
     )
     p.add_argument(
         "--categories", default=None, help="comma-separated subset of the configured categories"
@@ -215,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score(sub)
     _add_select(sub)
     _add_demo(sub)
+    _add_browse(sub)
     return parser
 
 

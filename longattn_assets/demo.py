@@ -1,10 +1,12 @@
 """Run the whole pipeline through Dagster on the bundled sample corpus and the embedded model.
 
 Every partition runs in order (a category's ingest, each shard's windows and scores, the
-category's selection and report) against a persistent Dagster instance kept under the
-data root, and `dagster dev` with ``DAGSTER_HOME=<data root>/.dagster`` shows the history.
-A rerun materializes exactly the partitions whose files are missing or stale under the
-run's settings and inputs, so its result equals a fresh run's.
+category's selection and report) against a persistent Dagster instance. ``longattn demo``
+passes the instance ``$DAGSTER_HOME`` names (the checkout's ``.env`` sets it to the checkout,
+the one ``dagster dev`` opens there), so the UI shows the demo's runs; without it the
+instance is kept under the data root. A rerun materializes exactly the partitions whose
+files are missing or stale under the run's settings and inputs, so its result equals a
+fresh run's.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from .storage import DataLayout
 from .validation import InvalidSetting
 
 DAGSTER_DIR = ".dagster"
+# Written only into an instance folder that has no dagster.yaml yet.
+INSTANCE_CONFIG = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SUMMARY_KEYS = {
     "raw_corpus": ("documents", "rejects"),
@@ -57,12 +61,12 @@ SUMMARY_KEYS = {
 }
 
 
-def _instance(root: Path) -> dg.DagsterInstance:
-    home = root / DAGSTER_DIR
+def _instance(root: Path, dagster_home: Path | None) -> dg.DagsterInstance:
+    home = dagster_home or root / DAGSTER_DIR
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        config.write_text(INSTANCE_CONFIG)
     return dg.DagsterInstance.from_config(str(home))
 
 
@@ -100,8 +104,12 @@ def run_demo(
     device: str = "auto",
     categories: list[str] | None = None,
     say: Callable[[str], None] = print,
+    dagster_home: Path | None = None,
 ) -> dict[str, Path]:
-    """Materialize every partition that is missing or stale; return each category's report path."""
+    """Materialize every partition that is missing or stale; return each category's report path.
+
+    Runs are recorded in the instance at ``dagster_home`` (default: ``<data root>/.dagster``).
+    """
     configured = category_partitions.get_partition_keys()
     categories = categories or configured
     unknown = [c for c in categories if c not in configured]
@@ -117,7 +125,7 @@ def run_demo(
         "windowing": Windowing(window_size=window_size),
         "attention_scorer": AttentionScorer(device=device),
     }
-    instance = _instance(root)
+    instance = _instance(root, dagster_home)
     by_name = {WINDOWED_CHUNKS: windowed_chunks, SCORED_CHUNKS: scored_chunks}
 
     def step(selection: list, partition: str | dg.MultiPartitionKey, label: str) -> None:

@@ -74,6 +74,11 @@ def window_size() -> int:
     return checked_env("LONGATTN_WINDOW_SIZE", "window_size", DEFAULT_WINDOW_SIZE)
 
 
+def demo_window_size() -> int:
+    """The configured window size, else the demo's (short windows keep the demo fast)."""
+    return int(_env("LONGATTN_WINDOW_SIZE", str(DEMO_WINDOW_SIZE)))
+
+
 def model_spec() -> str:
     return checked_env("LONGATTN_MODEL", "model", DEFAULT_MODEL)
 

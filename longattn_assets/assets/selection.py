@@ -1,6 +1,5 @@
 """longabc_dataset and longabc_report: the per-category selection and what a person reads."""
 
-import base64
 import json
 
 import dagster as dg
@@ -18,7 +17,7 @@ from ..consistency import (
 from ..partitions import category_partitions, category_to_shards, shard_partitions
 from ..provenance import digest
 from ..report.html import render_report, write_report
-from ..report.plots import score_histograms
+from ..report.inline_plots import inline_histograms
 from ..resources import AttentionScorer, DataRoot, Windowing
 from ..selection import checks
 from ..selection.exports import SELECTED_FILE, SUMMARY_FILE, export_category
@@ -82,17 +81,25 @@ def current_files(
         raise dg.Failure(f"longabc_dataset {category}: {exc}") from exc
 
 
-def _check_result(name: str, outcome: checks.CheckResult) -> dg.AssetCheckResult:
+def _check_result(name: str, category: str, outcome: checks.CheckResult) -> dg.AssetCheckResult:
+    """The check's facts as metadata; numbers are keyed ``<category>/<fact>``.
+
+    A check of a partitioned asset has one history for all partitions, and the UI plots each
+    numeric metadata key of that history as one series: one key per category keeps the
+    categories' numbers in separate plots instead of one series zig-zagging between them.
+    """
     passed, facts = outcome
-    return dg.AssetCheckResult(
-        check_name=name,
-        passed=bool(passed),
-        metadata={
-            key: dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
-            for key, value in facts.items()
-            if value is not None
-        },
-    )
+    metadata: dict[str, object] = {"category": category}
+    for key, value in facts.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, dict)):
+            metadata[key] = dg.MetadataValue.json(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            metadata[f"{category}/{key}"] = value
+        else:
+            metadata[key] = value
+    return dg.AssetCheckResult(check_name=name, passed=bool(passed), metadata=metadata)
 
 
 @dg.asset(
@@ -160,14 +167,16 @@ def longabc_dataset(
     )
     yield _check_result(
         "windows_have_configured_length",
+        category,
         checks.windows_have_length(windows_files, windowing.window_size),
     )
-    yield _check_result("data_ids_unique", checks.data_ids_unique(windows_files))
-    yield _check_result("scores_finite", checks.scores_finite(scores_files))
-    yield _check_result("scores_from_one_model", models)
-    yield _check_result("ds_within_unit_interval", checks.ds_in_unit_interval(scores_files))
+    yield _check_result("data_ids_unique", category, checks.data_ids_unique(windows_files))
+    yield _check_result("scores_finite", category, checks.scores_finite(scores_files))
+    yield _check_result("scores_from_one_model", category, models)
+    yield _check_result("ds_within_unit_interval", category, checks.ds_in_unit_interval(scores_files))
     yield _check_result(
         "selection_follows_rule",
+        category,
         checks.selection_follows_rule(out_dir / SELECTED_FILE, scores_files, settings),
     )
 
@@ -193,16 +202,12 @@ def longabc_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg
     html_text = render_report(category, result, windows_files, recorded.get("settings_extra"))
     path = data_root.layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
     write_report(html_text, path)
-    plots = score_histograms(result.table, result.summary.cut_lds)
-    images = "\n\n".join(
-        f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
-        for name, png in plots.items()
-    )
+    plots = inline_histograms(result.table, result.summary.cut_lds)
     context.log.info(f"{category}: report written to {path}")
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.path(str(path)),
-            "histograms": dg.MetadataValue.md(images),
+            **{f"{name}_histogram": dg.MetadataValue.md(md) for name, md in plots.items()},
             "windows": result.summary.n,
             "kept": result.summary.kept,
         }

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from longattn_assets.report.plots import score_histograms
+from longattn_assets.report.plots import ds_du_scatter_png, score_histograms
 from longattn_assets.selection import duck
 from longattn_assets.selection.select import SelectionResult
 from longattn_assets.storage import write_text
 
 PREVIEW_CHARS = 600
+PREVIEW_LINES = 8
 EXTREMES = 10
 
 _CSS = """
@@ -32,9 +33,10 @@ td, th { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-al
 th { background: #f4f4f4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .preview { white-space: pre-wrap; overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-size: 12px;
-           max-width: 640px; max-height: 9em; overflow: hidden; }
+           max-width: 640px; }
 """
 
+_ALT = {"scatter": "ds against du, kept and dropped, with the cut"}
 _WINDOW_COLUMNS = ("rank", "data_id", "doc_id", "shard", "n_tokens", "ds", "du", "lds")
 
 
@@ -75,6 +77,9 @@ def render_report_html(
     summary = result.summary.as_dict()
     settings = {**summary["settings"], **(extra_settings or {})}
     plots = score_histograms(result.table, result.summary.cut_lds)
+    plots["scatter"] = ds_du_scatter_png(
+        result.table, result.summary.cut_lds, result.summary.settings.alpha
+    )
     top, bottom = _extremes(result.table)
     counts = {
         "windows": summary["n"],
@@ -96,7 +101,7 @@ def render_report_html(
             f"<h1>{title}</h1>",
             '<div class="plots">',
             *(
-                f'<img id="plot-{name}" alt="histogram of {name}" '
+                f'<img id="plot-{name}" alt="{_ALT.get(name, "histogram of " + name)}" '
                 f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
                 for name, png in plots.items()
             ),
@@ -139,11 +144,32 @@ def _windows(table: pa.Table, previews: Mapping[str, str]) -> str:
     rows = []
     for row in table.select(list(_WINDOW_COLUMNS)).to_pylist():
         cells = "".join(f"<td class=num>{html.escape(_fmt(row[c]))}</td>" for c in _WINDOW_COLUMNS)
-        text = previews.get(row["data_id"], "")
-        if len(text) > PREVIEW_CHARS:
-            text = text[:PREVIEW_CHARS] + "…"
+        text = preview(previews.get(row["data_id"], ""))
         rows.append(f"<tr>{cells}<td><div class=preview>{html.escape(text)}</div></td></tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def preview(text: str, chars: int = PREVIEW_CHARS, lines: int = PREVIEW_LINES) -> str:
+    """The start of ``text`` in whole lines (at most ``lines`` and ``chars``), "…" when cut.
+
+    A first line longer than ``chars`` is cut after its last word that fits (or at ``chars``
+    when that word would leave less than half of it).
+    """
+    all_lines = text.split("\n")
+    kept: list[str] = []
+    used = 0
+    for line in all_lines[:lines]:
+        used += len(line) + (1 if kept else 0)
+        if used > chars:
+            break
+        kept.append(line)
+    if len(kept) == len(all_lines):
+        return text
+    if not kept:
+        first = all_lines[0][:chars]
+        space = first.rfind(" ")
+        return (first[:space] if space > chars // 2 else first).rstrip() + "…"
+    return "\n".join(kept).rstrip() + "\n…"
 
 
 def _fmt(value: object) -> str:

@@ -200,13 +200,14 @@ def score_windows_file(
         tokens += int(pc.sum(chunk.column("n_tokens")).as_py() or 0)
         if parts.done(index, chunk.num_rows):
             resumed += chunk.num_rows
+            if progress is not None:
+                progress(done + chunk.num_rows, total)
         else:
             offset = done
             report = None if progress is None else (lambda d, t, o=offset: progress(o + d, total))
+            # The scorer reports after every batch, the last one included: once per count.
             parts.write(index, score_windows_table(chunk, scorer, tokenizer.fingerprint, progress=report))
         done += chunk.num_rows
-        if progress is not None:
-            progress(done, total)
     seconds = time.perf_counter() - start
     record = derived_provenance(SCORED_CHUNKS, scorer_recipe(scorer), windows_record)
     write_parquet(record.stamped(parts.assemble(chunks, SCORED_SCHEMA)), output)

@@ -24,9 +24,11 @@ DEFAULT_MEMORY_LIMIT = check(
 
 
 def connect(
-    memory_limit: str = DEFAULT_MEMORY_LIMIT, spill_dir: str | None = None
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    spill_dir: str | None = None,
+    database: str = ":memory:",
 ) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(database)
     con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
     con.execute(f"SET temp_directory = {sql_literal(spill_dir or tempfile.gettempdir())}")
     return con

@@ -89,6 +89,15 @@ def select_category(
     return SelectionResult(table=table, summary=summary)
 
 
+def windows_category(windows_glob: duck.Source) -> str:
+    """The category the windows files name (several joined with '+', sorted)."""
+    with duck.connect() as con:
+        rows = con.execute(
+            f"SELECT DISTINCT category FROM {duck.parquet(windows_glob)} ORDER BY category"
+        ).fetchall()
+    return "+".join(str(row[0]) for row in rows)
+
+
 def write_selected_parquet(
     windows_glob: duck.Source,
     scores_glob: duck.Source,

@@ -97,7 +97,12 @@ def test_selection_report_and_checks(scored_root):
     selected = pq.read_table(root / "longabc_dataset/category=code/selected.parquet")
     assert selected.num_rows == total // 4
     report_meta = result.asset_materializations_for_node("longabc_report")[0].metadata
-    assert "data:image/png;base64," in report_meta["histograms"].value
+    for name in ("ds", "du", "lds"):  # short enough for the UI to show in place
+        assert report_meta[f"{name}_histogram"].value.startswith(f"![{name}](<data:image/svg+xml,")
+        assert len(report_meta[f"{name}_histogram"].value) < 1000
+    dataset_check = {e.check_name: e for e in result.get_asset_check_evaluations()}["scores_finite"]
+    assert dataset_check.metadata["category"].value == "code"
+    assert set(dataset_check.metadata) >= {"code/windows", "code/not_finite"}
     assert (root / "longabc_report/category=code/report.html").is_file()
 
 

@@ -84,6 +84,9 @@ def test_window_score_select_from_the_command_line(tmp_path: Path, capsys):
     lines = (out / "longabc.jsonl").read_text().splitlines()
     assert len(lines) == result["kept"] and set(json.loads(lines[0])) == {"content", "data_id"}
     assert (out / "report.html").is_file() and (out / "hf" / "README.md").is_file()
+    # No --category: the outputs are named after the windows' own category.
+    assert "<title>LongABC selection: code</title>" in (out / "report.html").read_text()
+    assert json.loads((out / "selection.json").read_text())["category"] == "code"
 
 
 def test_demo_runs_everything_then_reuses_it(small_corpus: Path, tmp_path: Path):

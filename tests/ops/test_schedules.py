@@ -137,3 +137,15 @@ def test_with_slurm_windows_run_locally_and_scoring_goes_to_one_array_run(tmp_pa
     [request] = slurm.run_requests
     assert request.run_config["ops"]["score_shards_on_slurm"]["config"] == {"category": "code", "shards": SHARDS[:2]}
     assert [t.split("@")[0] for t in request.tags[PLANNED_TAG].split()] == SHARDS[:2]
+
+
+def test_the_schedules_own_tag_keys_follow_dagsters_rule():
+    """One optional namespace, sections of at most 63 of [A-Za-z0-9_.-] (Dagster 1.13's rule)."""
+    import re
+
+    from longattn_assets.schedules import ShardWork, shard_run_request, slurm_run_request
+
+    rule = re.compile(r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")
+    work = ShardWork("code", "00001", ("windowed_chunks", "scored_chunks"), "abc")
+    for request in (shard_run_request(work, work.assets), slurm_run_request("code", [work])):
+        assert request.tags and all(rule.match(key) for key in request.tags), request.tags

@@ -89,7 +89,14 @@ def test_score_windows_file_uses_a_given_scorer(tmp_path, scorer, smollm2_tokeni
         source, tmp_path / "out.parquet", scorer=scorer, progress=lambda d, t: seen.append(d)
     )
     assert stats["model"] == scorer.fingerprint and seen[-1] == 3
+    assert seen == sorted(set(seen)), "each count is reported once (one log line per count)"
     assert pq.read_table(tmp_path / "out.parquet").num_rows == 3
+    seen.clear()
+    score_windows_file(
+        source, tmp_path / "out2.parquet", scorer=scorer, chunk_windows=1,
+        progress=lambda d, t: seen.append(d),
+    )  # fmt: skip
+    assert seen == [1, 2, 3]
 
 
 def test_score_windows_file_refuses_mismatch_before_loading(tmp_path, text_ids, monkeypatch):

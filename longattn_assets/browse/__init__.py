@@ -1,0 +1,1 @@
+"""A viewer over a category's windows in LDS order: `longattn browse`."""
