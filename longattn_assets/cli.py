@@ -13,7 +13,7 @@ from . import settings
 
 def _window(args: argparse.Namespace) -> int:
     from .corpus.records import Reject, read_file
-    from .corpus.sharding import write_rejects
+    from .corpus.rejects import write_rejects
     from .model.tokenizer import load_tokenizer
     from .storage import check_key
     from .windows.chunking import WindowSpec

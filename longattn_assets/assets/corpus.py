@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ..corpus.ingest import REJECTS, REJECTS_FILE, ingest_category, unconfigured_folders
+from ..corpus.progress import IngestProgress
 from ..partitions import category_partitions, shard_partitions
 from ..progress import Throttle
 from ..resources import CorpusInput, DataRoot
@@ -26,12 +27,24 @@ def raw_corpus(
     layout = data_root.layout
     num_shards = len(shard_partitions.get_partition_keys())
 
+    plan = corpus_input.memory_plan()
+    context.log.info(
+        f"{category}: ingest with {plan.workers} workers within {plan.budget / 2**20:,.0f} MB "
+        f"(documents buffered up to {plan.spill_bytes / 2**20:,.0f} MB per worker, then sorted on disk)"
+    )
     log = Throttle(context.log.info)
 
-    def progress(rows: int, rejects: int) -> None:
-        log(f"{category}: read {rows:,} rows ({rejects:,} rejected so far)")
+    def observation(snapshot: IngestProgress) -> None:
+        metadata = snapshot.as_metadata()
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=category, metadata=metadata))
 
-    stats = ingest_category(corpus_input.path, category, layout, num_shards, progress)
+    observe = Throttle(observation, every_s=30.0)
+
+    def progress(snapshot: IngestProgress) -> None:
+        log(snapshot.message())
+        observe(snapshot)
+
+    stats = ingest_category(corpus_input.path, category, layout, num_shards, progress, plan=plan)
     unknown = unconfigured_folders(corpus_input.path, category_partitions.get_partition_keys())
     if unknown:
         context.log.warning(
@@ -40,7 +53,8 @@ def raw_corpus(
         )
     context.log.info(
         f"{category}: {stats.documents:,} documents in {num_shards} shards, "
-        f"{stats.rejects:,} rejected, {stats.seconds:.1f}s"
+        f"{stats.rejects:,} rejected, {stats.input_bytes / 1e6:,.1f} MB in {stats.seconds:.1f}s "
+        f"with {stats.workers} workers"
     )
     return dg.MaterializeResult(
         metadata={
@@ -56,6 +70,11 @@ def raw_corpus(
             ),
             "shards_dir": dg.MetadataValue.path(str(layout.category_dir("raw_corpus", category))),
             "seconds": round(stats.seconds, 3),
+            "input_mb": round(stats.input_bytes / 1e6, 3),
+            "mb_per_s": round(stats.input_bytes / 1e6 / stats.seconds, 2) if stats.seconds else 0.0,
+            "workers": stats.workers,
+            "memory_budget_mb": round(stats.memory_budget / 2**20),
+            "spilled_runs": stats.runs,
             "unconfigured_input_folders": dg.MetadataValue.json(unknown),
         }
     )
