@@ -11,8 +11,9 @@ is used once (identical files are skipped); documents are consecutive files join
 random size of 20k-200k characters (large files cut), written as JSON lines in files of
 32 MB under ``--work``. Sizes are prefixes of one corpus, built once and kept for reruns.
 When the machine holds less distinct text than asked, ``--allow-variants`` goes on with
-the same documents under a first line naming the pass (new exact texts, flagged in the
-table); without it the benchmark stops and says how much there is.
+the same documents under a first line naming the pass (new exact texts; the corpus line
+says how many bytes are variants); without it the benchmark stops and says how much there
+is. ``--distinct-gb`` stops the distinct text early (building it reads every source file).
 
 Each run materializes ``raw_corpus`` through Dagster (an ephemeral instance) in a fresh
 process with a fresh data root. The memory of a run is the highest sum over that process
@@ -124,49 +125,81 @@ def documents(rng: random.Random) -> Iterator[str]:
         yield "\n".join(parts)
 
 
-def build_corpus(folder: Path, total_bytes: float, allow_variants: bool) -> list[Path]:
-    """JSONL files of ``FILE_BYTES`` each in ``folder`` until ``total_bytes``; reuses what exists."""
+class _PartWriter:
+    """JSON lines into numbered files of about FILE_BYTES each."""
+
+    def __init__(self, folder: Path, first: int):
+        self.folder, self.index, self.written = folder, first, 0
+        self.out = None
+
+    def write(self, text: str) -> int:
+        if self.out is None or self.out.tell() >= FILE_BYTES:
+            self.close()
+            self.out = open(self.folder / f"part-{self.index:05d}.jsonl", "w", encoding="utf-8")
+            self.index += 1
+        line = json.dumps({"text": text}, ensure_ascii=False) + "\n"
+        self.out.write(line)
+        size = len(line.encode("utf-8"))
+        self.written += size
+        return size
+
+    def close(self) -> None:
+        if self.out:
+            self.out.close()
+            self.out = None
+
+
+def build_corpus(
+    folder: Path, total_bytes: float, allow_variants: bool, distinct_cap: float = float("inf")
+) -> tuple[list[Path], dict]:
+    """JSONL files in ``folder`` holding ``total_bytes``; reuses and extends what exists.
+
+    First the distinct documents of the machine (at most ``distinct_cap`` bytes); past them
+    (with ``allow_variants``), the same documents again under a first line naming the pass.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     files = sorted(folder.glob("part-*.jsonl"))
-    done = sum(p.stat().st_size for p in files)
-    if done >= total_bytes:
-        return files
-    for stale in files:  # rebuilt from the start: the document order depends on it
-        stale.unlink()
-    manifest = {"distinct_bytes": 0, "variant_bytes": 0}
-    written, index, rng, variant = 0, 0, random.Random(2502_16860), 0
-    out = None
-    while written < total_bytes:
-        produced = False
-        for text in documents(rng):
-            produced = True
-            if variant:
-                text = f"variant {variant} of this document\n{text}"
-            line = json.dumps({"text": text}, ensure_ascii=False) + "\n"
-            if out is None or out.tell() >= FILE_BYTES:
-                if out:
-                    out.close()
-                out = open(folder / f"part-{index:05d}.jsonl", "w", encoding="utf-8")
-                index += 1
-            out.write(line)
-            size = len(line.encode("utf-8"))
-            written += size
-            manifest["variant_bytes" if variant else "distinct_bytes"] += size
-            if written >= total_bytes:
+    if sum(p.stat().st_size for p in files) >= total_bytes:
+        return files, manifest
+    if not manifest.get("distinct_files"):  # distinct pass never finished: redo it
+        for stale in files:
+            stale.unlink()
+        writer = _PartWriter(folder, 0)
+        for text in documents(random.Random(2502_16860)):
+            writer.write(text)
+            if writer.written >= min(total_bytes, distinct_cap):
                 break
-        if written < total_bytes:
-            if not produced or not allow_variants:
-                if out:
-                    out.close()
-                raise SystemExit(
-                    f"this machine holds {written / GB:.2f} GB of distinct text, less than the "
-                    f"{total_bytes / GB:.2f} GB asked: use smaller sizes or --allow-variants"
-                )
-            variant += 1
-    if out:
-        out.close()
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return sorted(folder.glob("part-*.jsonl"))
+        writer.close()
+        distinct = sorted(folder.glob("part-*.jsonl"))
+        manifest = {"distinct_bytes": writer.written, "variant_bytes": 0}
+        if writer.written < total_bytes:  # the machine's text is all used, or the cap reached
+            manifest["distinct_files"] = len(distinct)
+        manifest_path.write_text(json.dumps(manifest))
+        if writer.written >= total_bytes:
+            return distinct, manifest
+    if not allow_variants:
+        raise SystemExit(
+            f"this machine holds {manifest['distinct_bytes'] / GB:.2f} GB of distinct text, less than "
+            f"the {total_bytes / GB:.2f} GB asked: use smaller sizes or --allow-variants"
+        )
+    distinct = sorted(folder.glob("part-*.jsonl"))[: manifest["distinct_files"]]
+    writer = _PartWriter(folder, len(sorted(folder.glob("part-*.jsonl"))))
+    done = sum(p.stat().st_size for p in folder.glob("part-*.jsonl"))
+    variant = done // manifest["distinct_bytes"]
+    while done + writer.written < total_bytes:
+        for part in distinct:
+            with open(part, encoding="utf-8") as handle:
+                for line in handle:
+                    writer.write(f"variant {variant} of this document\n" + json.loads(line)["text"])
+            if done + writer.written >= total_bytes:
+                break
+        variant += 1
+    writer.close()
+    manifest["variant_bytes"] += writer.written
+    manifest_path.write_text(json.dumps(manifest))
+    return sorted(folder.glob("part-*.jsonl")), manifest
 
 
 def prefix_input(corpus: list[Path], size: float, target: Path) -> int:
@@ -255,13 +288,13 @@ def main() -> None:
     parser.add_argument("--budget", default="1GB")
     parser.add_argument("--work", type=Path, default=Path("/tmp/ingest-bench"))
     parser.add_argument("--allow-variants", action="store_true")
+    parser.add_argument("--distinct-gb", type=float, default=float("inf"), help="stop the distinct text at this size (then variants)")
     parser.add_argument("--keep-corpus", action="store_true", help="keep the built corpus for the next run")
     args = parser.parse_args()
     from longattn_assets.corpus.budget import parse_size
 
     budget = parse_size(args.budget)
-    corpus = build_corpus(args.work / "corpus", max(args.sizes) * GB, args.allow_variants)
-    manifest = json.loads((args.work / "corpus" / "manifest.json").read_text()) if (args.work / "corpus" / "manifest.json").exists() else {}
+    corpus, manifest = build_corpus(args.work / "corpus", max(args.sizes) * GB, args.allow_variants, args.distinct_gb * GB)
     print(f"corpus: {len(corpus)} files under {args.work / 'corpus'}; {manifest}; load average {os.getloadavg()}", flush=True)
     header = (
         "| input GB | shards | workers | wall s | s per GB | MB/s | speed-up | peak RSS MB (tree sum) "

@@ -182,6 +182,7 @@ class _ShardFile:
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.pending_text = 0
+        self.written_rows = 0
 
     def append(self, table: pa.Table) -> None:
         """Add sorted rows; a row group closes before the row that would overfill it."""
@@ -207,8 +208,15 @@ class _ShardFile:
             piece if piece.column(0).num_chunks <= 1 else piece.combine_chunks()
             for piece in (table.slice(i, _WRITE_BATCH_ROWS) for i in range(0, len(table), _WRITE_BATCH_ROWS))
         ]
+        self.written_rows += len(table)
         del table
         self.writer.write_table(pa.concat_tables(aligned), row_group_size=ROW_GROUP_ROWS)
+
+    def close(self) -> None:
+        """Write what is pending; a shard without rows gets the one empty row group pyarrow writes."""
+        self.flush()
+        if not self.written_rows:
+            self.writer.write_table(RAW_CORPUS_SCHEMA.empty_table())
 
 
 @dataclass
@@ -237,6 +245,6 @@ def write_shard(
             duplicates += len(copies)
             for reject in duplicate_rejects(copies):
                 rejects.add(reject)
-        shard_file.flush()
+        shard_file.close()
     rejects.spill()
     return ShardResult(documents, characters, duplicates, rejects.runs)

@@ -137,6 +137,15 @@ def test_spilled_runs_and_buckets_give_the_same_bytes_with_any_worker_count(inpu
     )
 
 
+def test_empty_shards_are_the_bytes_of_an_empty_table(input_dir, tmp_path):
+    reference_ingest(input_dir, "code", 300, tmp_path / "reference")
+    ingest_category(input_dir, "code", DataLayout(tmp_path / "out"), 300, plan=plan(2))
+    files = output_bytes(tmp_path / "out")
+    assert files == output_bytes(tmp_path / "reference")
+    shards = [data for name, data in files.items() if name.endswith(".parquet")]
+    assert sum(pq.read_metadata(pa.BufferReader(data)).num_rows == 0 for data in shards) >= 5
+
+
 def test_shards_of_many_rows_merged_from_many_buckets_keep_the_bytes(tmp_path):
     """Megabytes in thousands of rows per shard: pages end where the writer's 1024-row batches do."""
     paragraphs = [p for _, text in stdlib_sources(400) for p in text.split("\n\n")]
