@@ -285,6 +285,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=float, nargs="+", default=[0.2, 0.8, 3.2], help="input sizes in GB")
     parser.add_argument("--shards", type=int, nargs="+", default=[2, 8, 32], help="shard counts at the largest size")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--single-worker-sizes", type=float, nargs="*", help="sizes also run with 1 worker (default: all)")
     parser.add_argument("--budget", default="1GB")
     parser.add_argument("--work", type=Path, default=Path("/tmp/ingest-bench"))
     parser.add_argument("--allow-variants", action="store_true")
@@ -298,12 +299,13 @@ def main() -> None:
     print(f"corpus: {len(corpus)} files under {args.work / 'corpus'}; {manifest}; load average {os.getloadavg()}", flush=True)
     header = (
         "| input GB | shards | workers | wall s | s per GB | MB/s | speed-up | peak RSS MB (tree sum) "
-        "| peak PSS MB (tree sum) | base MB | peak PSS - base MB | budget MB | within budget |"
+        "| peak PSS MB (tree sum) | base MB | peak PSS - base MB | budget MB | within budget | load avg |"
     )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for size in args.sizes:
-        runs = [(8, 1), (8, args.workers)] + ([(s, args.workers) for s in args.shards if s != 8] if size == max(args.sizes) else [])
+        one_worker = [(8, 1)] if args.single_worker_sizes is None or size in args.single_worker_sizes else []
+        runs = one_worker + [(8, args.workers)] + ([(s, args.workers) for s in args.shards if s != 8] if size == max(args.sizes) else [])
         single = None
         for shards, workers in runs:
             case = args.work / f"run-{size}-{shards}-{workers}"
@@ -320,7 +322,7 @@ def main() -> None:
                 f"| {actual / GB:.2f} | {shards} | {result['workers']} | {seconds:.1f} | {seconds / (actual / GB):.1f} | {rate:.1f} | {speedup} "
                 f"| {result['peak_rss'] / 2**20:,.0f} | {result['peak_pss'] / 2**20:,.0f} | {result['base_rss'] / 2**20:,.0f} "
                 f"| {added / 2**20:,.0f} | {budget / 2**20:,.0f} "
-                f"| {'yes' if added <= budget else 'NO'} |",
+                f"| {'yes' if added <= budget else 'NO'} | {os.getloadavg()[0]:.1f} |",
                 flush=True,
             )
     print(f"load average at the end: {os.getloadavg()}")
