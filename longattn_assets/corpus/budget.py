@@ -21,7 +21,7 @@ WORKER_BASE_BYTES = 96 * MB
 # Memory a worker needs for data at the least: one row group being written plus a bucket.
 MIN_WORKER_DATA_BYTES = 320 * MB
 # Text bytes of one row group of a raw_corpus shard file: the writer holds one row group.
-ROW_GROUP_TEXT_BYTES = 128 * MB
+ROW_GROUP_TEXT_BYTES = 32 * MB
 # Rows of one row group at most (pyarrow's default, so small shards keep today's layout).
 ROW_GROUP_ROWS = 1 << 20
 
@@ -69,10 +69,13 @@ class MemoryPlan:
         fed = max(1, budget // (WORKER_BASE_BYTES + MIN_WORKER_DATA_BYTES))
         workers = max(1, min(requested_workers, fed))
         worker_bytes = budget if workers == 1 else budget // workers - WORKER_BASE_BYTES
-        # A run is written by converting one shard's buffer to Arrow before its Python
-        # objects are freed, so the buffer may double for a moment; a document being
-        # parsed needs room too.
-        spill_bytes = int(worker_bytes * 0.4)
-        # A writing worker holds one row group, a bucket and the bucket's sorted copy.
-        bucket_bytes = max(16 * MB, (worker_bytes - 2 * ROW_GROUP_TEXT_BYTES) // 3)
+        # Measured: while a run is written, the buffer is still there and one shard's
+        # texts are in Arrow twice (the conversion's builders, the sorted copy) beside
+        # the document being parsed: up to ~2.5 times the buffer, with one shard.
+        spill_bytes = worker_bytes // 5
+        # Measured: a writing worker peaks near 8 times its bucket with buckets as large
+        # as a row group (the row group, its writing, the bucket's batches, their
+        # concatenation and sorted copy, the runs' current batches): 32 MB buckets keep
+        # it near 260 MB; larger ones would not make it faster.
+        bucket_bytes = max(16 * MB, min(ROW_GROUP_TEXT_BYTES, (worker_bytes - 64 * MB) // 8))
         return cls(budget, workers, spill_bytes, bucket_bytes)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..storage import DataLayout, shard_key, work_dir
 from .budget import DEFAULT_BUDGET, MemoryPlan, parse_size
+from .memory import release_memory, use_system_allocator
 from .pool import WorkerPool
 from .progress import READING, WRITING, IngestProgress
 from .records import category_files, read_file
@@ -79,6 +80,7 @@ class _ReadWorker:
     """Reads whole files into its shard router; reports each file when done."""
 
     def __init__(self, config: _ReadConfig):
+        use_system_allocator()
         self.router = ShardRouter(config.num_shards, config.scratch, f"r{os.getpid()}", config.spill_bytes)
 
     def handle(self, task: _ReadTask) -> _ReadTask:
@@ -101,6 +103,8 @@ class _WriteWorker:
     """Merges one shard's runs into its file per task."""
 
     def __init__(self, scratch: Path, bucket_bytes: int):
+        use_system_allocator()
+        release_memory()  # what reading freed
         self.scratch, self.bucket_bytes = scratch, bucket_bytes
 
     def handle(self, task: _WriteTask) -> tuple[int, ShardResult]:

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from ..storage import atomic_path
 from ..windows.ids import document_hash, shard_of
 from .budget import ROW_GROUP_ROWS, ROW_GROUP_TEXT_BYTES
+from .memory import release_memory
 from .records import Document, Reject
 from .rejects import reject_size, write_reject_run
 from .runs import buckets_in_order, sorted_unique, write_run
@@ -149,6 +150,8 @@ class ShardRouter:
                 self.rejects.add(reject)
             path = self.folder / f"{self.name}-{self.spills:05d}-{shard:05d}.arrow"
             size = write_run(unique, path)
+            del unique, duplicates
+            release_memory()  # this shard's texts, before the next shard's are converted
             self.runs.setdefault(shard, []).append((path, size))
             self.spilled_bytes += size
         self.buffered = 0
@@ -211,6 +214,8 @@ class _ShardFile:
         self.written_rows += len(table)
         del table
         self.writer.write_table(pa.concat_tables(aligned), row_group_size=ROW_GROUP_ROWS)
+        del aligned
+        release_memory()
 
     def close(self) -> None:
         """Write what is pending; a shard without rows gets the one empty row group pyarrow writes."""
@@ -245,6 +250,8 @@ def write_shard(
             duplicates += len(copies)
             for reject in duplicate_rejects(copies):
                 rejects.add(reject)
+            del unique, copies
+            release_memory()
         shard_file.close()
     rejects.spill()
     return ShardResult(documents, characters, duplicates, rejects.runs)
