@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def _window(args: argparse.Namespace) -> int:
     from .corpus.records import Reject, read_file
-    from .corpus.sharding import write_rejects
+    from .corpus.rejects import write_rejects
     from .model.tokenizer import load_tokenizer
     from .provenance import files_fingerprint
     from .windows.chunking import WindowSpec

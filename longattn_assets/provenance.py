@@ -82,7 +82,9 @@ class Provenance:
 def read_provenance(path: str | os.PathLike[str]) -> Provenance | None:
     """The record of ``path``; None when the file is missing, unreadable or has none."""
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        # the footer's key-value pairs: a stamped schema lands there, and so does a record
+        # added to a streamed file just before it closes
+        metadata = pq.read_metadata(path).metadata or {}
     except (OSError, pa.ArrowException):
         return None
     raw = metadata.get(METADATA_KEY)
@@ -109,6 +111,23 @@ def files_fingerprint(files: Iterable[Path], relative_to: Path | None = None) ->
     return digest(entries)
 
 
+class DocumentsFingerprint:
+    """Content hash of a raw shard: its documents' hashes and ids, in row order (the text is
+    in the hashes). Fed table by table, so a shard written in pieces never needs to be whole."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def update(self, table: pa.Table) -> None:
+        for pair in zip(table.column("doc_hash").to_pylist(), table.column("doc_id").to_pylist()):
+            self._hash.update(json.dumps(pair).encode() + b"\n")
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()[:16]
+
+
 def documents_fingerprint(table: pa.Table) -> str:
-    """Content hash of a raw shard: its documents' hashes and ids (the text is in the hashes)."""
-    return digest([table.column("doc_hash").to_pylist(), table.column("doc_id").to_pylist()])
+    """:class:`DocumentsFingerprint` of one whole table."""
+    fingerprint = DocumentsFingerprint()
+    fingerprint.update(table)
+    return fingerprint.hexdigest()

@@ -21,6 +21,7 @@ import dagster as dg
 from pydantic import PrivateAttr, model_validator
 
 from . import settings
+from .corpus.budget import MemoryPlan, parse_size
 from .model.source import ModelSource, resolve_model
 from .model.tokenizer import ModelTokenizer, load_tokenizer
 from .storage import DataLayout
@@ -38,13 +39,19 @@ class DataRoot(dg.ConfigurableResource):
 
 
 class CorpusInput(dg.ConfigurableResource):
-    """Where the raw input files are: one sub-folder per category."""
+    """Where the raw input files are (one sub-folder per category) and how ingest reads them."""
 
     input_dir: str = str(settings.input_dir())
+    # Peak memory of ingest's workers and buffers together, whatever the input size.
+    memory_budget: str = settings.ingest_memory()
+    workers: int = settings.ingest_workers()
 
     @property
     def path(self) -> Path:
         return Path(self.input_dir).expanduser().absolute()
+
+    def memory_plan(self) -> MemoryPlan:
+        return MemoryPlan.for_budget(parse_size(self.memory_budget), self.workers)
 
 
 class Windowing(dg.ConfigurableResource):

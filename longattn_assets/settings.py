@@ -21,6 +21,7 @@ DEFAULT_NUM_SHARDS = 4
 DEFAULT_WINDOW_SIZE = 32768
 DEMO_WINDOW_SIZE = 2048
 DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_INGEST_MEMORY = "1GB"
 
 
 def _raw(name: str) -> tuple[str, str] | None:
@@ -85,3 +86,13 @@ def model_spec() -> str:
 
 def device() -> str:
     return checked_env("LONGATTN_DEVICE", "device", "auto")
+
+
+def ingest_memory() -> str:
+    """Memory budget of raw_corpus ingest, all its workers together (e.g. ``1GB``, ``512MB``)."""
+    return _env("LONGATTN_INGEST_MEMORY", DEFAULT_INGEST_MEMORY)
+
+
+def ingest_workers() -> int:
+    """Processes that read input files in parallel (default: the CPUs this process may use)."""
+    return int(_env("LONGATTN_INGEST_WORKERS", str(len(os.sched_getaffinity(0)))))

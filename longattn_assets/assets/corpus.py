@@ -5,6 +5,7 @@ import dagster as dg
 from .. import code_versions
 from ..consistency import RAW_CORPUS, remove_obsolete_shards
 from ..corpus.ingest import REJECTS, REJECTS_FILE, ingest_category, unconfigured_folders
+from ..corpus.progress import IngestProgress
 from ..partitions import category_partitions, shard_partitions
 from ..progress import Throttle
 from ..provenance import digest, read_provenance
@@ -31,12 +32,24 @@ def raw_corpus(
     shards = shard_partitions.get_partition_keys()
     num_shards = len(shards)
 
+    plan = corpus_input.memory_plan()
+    context.log.info(
+        f"{category}: ingest with {plan.workers} workers within {plan.budget / 2**20:,.0f} MB "
+        f"(documents buffered up to {plan.spill_bytes / 2**20:,.0f} MB per worker, then sorted on disk)"
+    )
     log = Throttle(context.log.info)
 
-    def progress(rows: int, rejects: int) -> None:
-        log(f"{category}: read {rows:,} rows ({rejects:,} rejected so far)")
+    def observation(snapshot: IngestProgress) -> None:
+        metadata = snapshot.as_metadata()
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=category, metadata=metadata))
 
-    stats = ingest_category(corpus_input.path, category, layout, num_shards, progress)
+    observe = Throttle(observation, every_s=30.0)
+
+    def progress(snapshot: IngestProgress) -> None:
+        log(snapshot.message())
+        observe(snapshot)
+
+    stats = ingest_category(corpus_input.path, category, layout, num_shards, progress, plan=plan)
     obsolete = remove_obsolete_shards(layout, category, shards)
     if obsolete:
         context.log.info(f"{category}: removed {len(obsolete)} shard files of an earlier shard count")
@@ -49,7 +62,8 @@ def raw_corpus(
         )
     context.log.info(
         f"{category}: {stats.documents:,} documents in {num_shards} shards, "
-        f"{stats.rejects:,} rejected, {stats.seconds:.1f}s"
+        f"{stats.rejects:,} rejected, {stats.input_bytes / 1e6:,.1f} MB in {stats.seconds:.1f}s "
+        f"with {stats.workers} workers"
     )
     return dg.MaterializeResult(
         data_version=dg.DataVersion(digest([r.fingerprint for r in records])),
@@ -66,6 +80,11 @@ def raw_corpus(
             ),
             "shards_dir": dg.MetadataValue.path(str(layout.category_dir("raw_corpus", category))),
             "seconds": round(stats.seconds, 3),
+            "input_mb": round(stats.input_bytes / 1e6, 3),
+            "mb_per_s": round(stats.input_bytes / 1e6 / stats.seconds, 2) if stats.seconds else 0.0,
+            "workers": stats.workers,
+            "memory_budget_mb": round(stats.memory_budget / 2**20),
+            "spilled_runs": stats.runs,
             "unconfigured_input_folders": dg.MetadataValue.json(unknown),
             "obsolete_shard_files_removed": len(obsolete),
             "input_files": records[0].notes["input_files"],

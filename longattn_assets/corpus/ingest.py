@@ -1,20 +1,34 @@
-"""Ingest one category's input folder into raw_corpus shards plus a rejects file."""
+"""Ingest one category's input folder into raw_corpus shards plus a rejects file.
+
+Files are read, validated and hashed by worker processes (each file by one worker, the
+largest first), under one memory budget (:mod:`.budget`); then the shards are sorted and
+written by the same number of workers (:mod:`.sharding`). The files written depend only on
+the input files and the shard count: not on the workers, the budget or the timing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-import pyarrow as pa
-
 from ..consistency import RAW_CORPUS, raw_provenance
-from ..provenance import documents_fingerprint, files_fingerprint
-from ..storage import DataLayout, shard_key
-from .records import Document, Reject, category_files, read_file
-from .sharding import IngestStats, shard_documents
+from ..provenance import METADATA_KEY, files_fingerprint
+from ..storage import DataLayout, shard_key, work_dir
+from .budget import DEFAULT_BUDGET, MemoryPlan, parse_size
+from .memory import release_memory, use_system_allocator
+from .pool import WorkerPool
+from .progress import READING, WRITING, IngestProgress
+from .records import category_files, read_file
+from .rejects import merge_reject_runs
+from .sharding import IngestStats, RouterResult, ShardResult, ShardRouter, write_shard
 
 REJECTS = "rejects"
 REJECTS_FILE = "raw_corpus.jsonl"
+DEFAULT_PLAN = MemoryPlan.for_budget(parse_size(DEFAULT_BUDGET), 1)
 
 
 class MissingInputError(FileNotFoundError):
@@ -53,9 +67,121 @@ def input_fingerprint(input_dir: Path, category: str) -> str:
     return files_fingerprint(input_files(input_dir, category), relative_to=input_dir / category)
 
 
-def _records(folder: Path, files: list[Path]) -> Iterator[Document | Reject]:
-    for path in files:
-        yield from read_file(path, source=path.relative_to(folder).as_posix(), root=folder)
+@dataclass(frozen=True)
+class _ReadTask:
+    index: int
+    path: Path
+    source: str
+    size: int
+
+
+@dataclass(frozen=True)
+class _ReadConfig:
+    num_shards: int
+    scratch: Path
+    spill_bytes: int
+    folder: Path  # the category's input folder: symlinks may not lead out of it
+
+
+class _ReadWorker:
+    """Reads whole files into its shard router; reports each file when done."""
+
+    def __init__(self, config: _ReadConfig):
+        use_system_allocator()
+        self.router = ShardRouter(config.num_shards, config.scratch, f"r{os.getpid()}", config.spill_bytes)
+        self.folder = config.folder
+
+    def handle(self, task: _ReadTask) -> _ReadTask:
+        for item in read_file(task.path, source=task.source, root=self.folder):
+            self.router.add(item)
+        return task
+
+    def finish(self) -> RouterResult:
+        return self.router.finish()
+
+
+@dataclass(frozen=True)
+class _RawStamp:
+    """The provenance footer of one raw shard, given the fingerprint of its documents."""
+
+    category: str
+    shard: str
+    num_shards: int
+    input_files: str
+
+    def __call__(self, documents: str) -> dict[bytes, bytes]:
+        record = raw_provenance(self.category, self.shard, self.num_shards, documents, self.input_files)
+        return {METADATA_KEY: record.to_json().encode()}
+
+
+@dataclass(frozen=True)
+class _WriteTask:
+    shard: int
+    runs: list[tuple[Path, int]]
+    path: Path
+    stamp: _RawStamp
+
+
+class _WriteWorker:
+    """Merges one shard's runs into its file per task."""
+
+    def __init__(self, scratch: Path, bucket_bytes: int):
+        use_system_allocator()
+        release_memory()  # what reading freed
+        self.scratch, self.bucket_bytes = scratch, bucket_bytes
+
+    def handle(self, task: _WriteTask) -> tuple[int, ShardResult]:
+        name = f"w{task.shard:05d}"
+        result = write_shard(task.runs, task.path, self.bucket_bytes, self.scratch, name, task.stamp)
+        return task.shard, result
+
+    def finish(self) -> None:
+        return None
+
+
+class _Tracker:
+    """Counts what is done and hands progress snapshots to the caller."""
+
+    def __init__(self, category: str, tasks: list[_ReadTask], num_shards: int, report: Callable[[IngestProgress], None] | None):
+        self.category, self.report = category, report
+        self.files_total, self.bytes_total = len(tasks), sum(t.size for t in tasks)
+        self.files_done = self.bytes_done = self.shards_done = 0
+        self.num_shards = num_shards
+        self.started = self.step_started = time.perf_counter()
+        self.step = READING
+        self.shards: dict[int, ShardResult] = {}
+
+    def file_read(self, task: _ReadTask) -> None:
+        self.files_done += 1
+        self.bytes_done += task.size
+        self._report()
+
+    def start_writing(self) -> None:
+        self.step, self.step_started = WRITING, time.perf_counter()
+        self._report()
+
+    def shard_written(self, result: tuple[int, ShardResult]) -> None:
+        self.shards[result[0]] = result[1]
+        self.shards_done += 1
+        self._report()
+
+    def snapshot(self) -> IngestProgress:
+        now = time.perf_counter()
+        return IngestProgress(
+            self.category, self.step, self.files_done, self.files_total, self.bytes_done, self.bytes_total,
+            self.shards_done, self.num_shards, now - self.started, now - self.step_started,
+        )  # fmt: skip
+
+    def _report(self) -> None:
+        if self.report:
+            self.report(self.snapshot())
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # the reader rejects it with the reason
 
 
 def ingest_category(
@@ -63,24 +189,54 @@ def ingest_category(
     category: str,
     layout: DataLayout,
     num_shards: int,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[IngestProgress], None] | None = None,
+    plan: MemoryPlan = DEFAULT_PLAN,
 ) -> IngestStats:
-    """Read every file of ``input_dir/category`` and write its documents into shards."""
+    """Read every file of ``input_dir/category`` and write its documents into shards.
+
+    ``plan.workers`` processes read the files and then write the shards, within ``plan``'s
+    memory budget all together.
+    """
     files = input_files(input_dir, category)
-    source = files_fingerprint(files, relative_to=input_dir / category)
-
-    def stamp(index: int, table: pa.Table) -> pa.Table:
-        record = raw_provenance(category, shard_key(index), num_shards, documents_fingerprint(table), source)
-        return record.stamped(table)
-
-    stats = shard_documents(
-        _records(input_dir / category, files),
-        num_shards,
-        lambda index: layout.shard_path(RAW_CORPUS, category, shard_key(index)),
-        layout.category_file(REJECTS, category, REJECTS_FILE),
-        spill_dir=layout.root / ".work",
-        progress=progress,
-        stamp=stamp,
+    folder = input_dir / category
+    source = files_fingerprint(files, relative_to=folder)
+    tasks = [_ReadTask(i, p, p.relative_to(folder).as_posix(), _file_size(p)) for i, p in enumerate(files)]
+    tracker = _Tracker(category, tasks, num_shards, progress)
+    processes = max(1, min(plan.workers, max(len(tasks), num_shards)))
+    with work_dir(layout.root / ".work", "ingest") as tmp, WorkerPool(processes) as pool:
+        scratch = Path(tmp)
+        routed: list[RouterResult] = pool.run(
+            partial(_ReadWorker, _ReadConfig(num_shards, scratch, plan.spill_bytes, folder)),
+            sorted(tasks, key=lambda t: (-t.size, t.index)),
+            tracker.file_read,
+        )
+        runs = {shard: sorted(run for r in routed for run in r.runs.get(shard, [])) for shard in range(num_shards)}
+        writes = [
+            _WriteTask(
+                shard,
+                runs[shard],
+                layout.shard_path(RAW_CORPUS, category, shard_key(shard)),
+                _RawStamp(category, shard_key(shard), num_shards, source),
+            )
+            for shard in sorted(runs, key=lambda s: (-sum(size for _, size in runs[s]), s))
+        ]
+        tracker.start_writing()
+        pool.run(partial(_WriteWorker, scratch, plan.bucket_bytes), writes, tracker.shard_written)
+        shards = [tracker.shards[shard] for shard in range(num_shards)]
+        reject_runs = sorted([p for r in routed for p in r.reject_runs] + [p for s in shards for p in s.reject_runs])
+        reasons = merge_reject_runs(reject_runs, layout.category_file(REJECTS, category, REJECTS_FILE))
+    return IngestStats(
+        documents=sum(s.documents for s in shards),
+        rejects=sum(reasons.values()),
+        duplicates=sum(s.duplicates for s in shards) + sum(r.duplicates for r in routed),
+        characters=sum(s.characters for s in shards),
+        seconds=time.perf_counter() - tracker.started,
+        files=len(files),
+        input_bytes=tracker.bytes_total,
+        workers=plan.workers,
+        memory_budget=plan.budget,
+        runs=sum(len(r) for r in runs.values()),
+        spilled_bytes=sum(r.spilled_bytes for r in routed),
+        reject_reasons=reasons,
+        shard_documents={shard_key(i): s.documents for i, s in enumerate(shards)},
     )
-    stats.files = len(files)
-    return stats

@@ -1,15 +1,29 @@
-"""Split a category's documents into shards by a stable hash of their text.
+"""Split a category's documents into shards by a stable hash of their text, within a memory budget.
 
 A document's shard depends only on its text, never on file order, file count or worker
-count. Within a shard rows are sorted by that hash, so the same inputs give the same
-bytes. Exact duplicates (same text) keep one row and set the others aside as rejects.
+count. Within a shard rows are sorted by (doc_hash, source, location), so the same inputs
+give the same bytes. Exact duplicates (same text) keep their first row in that order and
+set the others aside as rejects.
+
+Two steps, each run by any number of workers (:mod:`.pool`):
+
+1. :class:`ShardRouter` reads files and routes documents to per-shard buffers; when the
+   buffers reach their share of the budget, each shard's buffer is sorted, freed of
+   duplicates and written as a run (:mod:`.runs`). Rejects go to sorted runs of their own.
+2. :func:`write_shard` gathers a shard's runs bucket by bucket (hash ranges sized to the
+   budget), sorts and dedupes each bucket and appends it to the shard file.
+
+A shard file is cut into row groups by the rows it holds alone (at most ROW_GROUP_ROWS rows
+and ROW_GROUP_TEXT_BYTES of text), never by the budget or the workers, so its bytes are
+the same whatever those are; a shard within one row group is the file one in-memory
+sort-and-write gives.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterable
+import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..storage import work_dir, write_parquet, write_text
+from ..provenance import DocumentsFingerprint
+from ..storage import atomic_path
 from ..windows.ids import document_hash, shard_of
+from .budget import ROW_GROUP_ROWS, ROW_GROUP_TEXT_BYTES
+from .memory import release_memory
 from .records import Document, Reject
+from .rejects import reject_size, write_reject_run
+from .runs import buckets_in_order, sorted_unique, write_run
 
 RAW_CORPUS_SCHEMA = pa.schema(
     [
@@ -31,7 +50,12 @@ RAW_CORPUS_SCHEMA = pa.schema(
         ("n_chars", pa.int64()),
     ]
 )
-SPILL_BYTES = 64 << 20
+# Python objects of one buffered document besides its text (Document, hash, list slots).
+_DOCUMENT_OVERHEAD = 400
+# The Parquet writer's batching unit: chunks cut at multiples of it give the bytes one
+# contiguous table gives.
+_WRITE_BATCH_ROWS = 1024
+_PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
 
 
 @dataclass
@@ -42,129 +66,206 @@ class IngestStats:
     characters: int = 0
     seconds: float = 0.0
     files: int = 0
+    input_bytes: int = 0
+    workers: int = 1
+    memory_budget: int = 0
+    runs: int = 0
+    spilled_bytes: int = 0
     reject_reasons: dict[str, int] = field(default_factory=dict)
     shard_documents: dict[str, int] = field(default_factory=dict)
 
-    def count_reject(self, reason: str) -> None:
-        self.rejects += 1
-        key = reason.split(":")[0]
-        self.reject_reasons[key] = self.reject_reasons.get(key, 0) + 1
+
+def duplicate_rejects(keys: pa.Table) -> list[Reject]:
+    """Rejects for rows dropped as copies of another row's text (key columns only)."""
+    return [
+        Reject(src, loc, f"duplicate text: same document as another row (doc_hash {h})", "")
+        for h, src, loc in zip(
+            keys.column("doc_hash").to_pylist(), keys.column("source").to_pylist(), keys.column("location").to_pylist()
+        )
+    ]
 
 
-class _ShardSpill:
-    """Rows of one shard buffered in memory and spilled to temporary Parquet files."""
+class RejectBuffer:
+    """Rejects held in memory until the owner spills them as a sorted run."""
 
-    def __init__(self, folder: Path, shard: int):
-        self.folder, self.shard = folder, shard
-        self.rows: list[Document] = []
-        self.hashes: list[str] = []
+    def __init__(self, folder: Path, prefix: str):
+        self.folder, self.prefix = folder, prefix
+        self.rejects: list[Reject] = []
         self.bytes = 0
-        self.files: list[Path] = []
+        self.runs: list[Path] = []
 
-    def add(self, doc: Document, doc_hash: str) -> None:
-        self.rows.append(doc)
-        self.hashes.append(doc_hash)
-        self.bytes += len(doc.text)
-        if self.bytes >= SPILL_BYTES:
-            self.flush()
+    def add(self, reject: Reject) -> None:
+        self.rejects.append(reject)
+        self.bytes += reject_size(reject)
 
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        path = self.folder / f"{self.shard:05d}-{len(self.files):05d}.parquet"
-        pq.write_table(_to_table(self.rows, self.hashes), path, compression="zstd")
-        self.files.append(path)
-        self.rows, self.hashes, self.bytes = [], [], 0
-
-    def table(self) -> pa.Table:
-        self.flush()
-        tables = [pq.read_table(p) for p in self.files]
-        return pa.concat_tables(tables) if tables else RAW_CORPUS_SCHEMA.empty_table()
+    def spill(self) -> None:
+        if self.rejects:
+            self.runs.append(write_reject_run(self.rejects, self.folder / f"{self.prefix}-{len(self.runs):05d}.rejects.jsonl"))
+            self.rejects, self.bytes = [], 0
 
 
-def _to_table(rows: list[Document], hashes: list[str]) -> pa.Table:
+@dataclass
+class RouterResult:
+    """What one reading worker wrote: runs per shard, reject runs, counts."""
+
+    runs: dict[int, list[tuple[Path, int]]]
+    reject_runs: list[Path]
+    spilled_bytes: int
+    duplicates: int
+
+
+class ShardRouter:
+    """Routes documents to shard buffers and writes them as sorted runs within ``spill_bytes``."""
+
+    def __init__(self, num_shards: int, folder: Path, name: str, spill_bytes: int):
+        self.num_shards, self.folder, self.name, self.spill_bytes = num_shards, folder, name, spill_bytes
+        self.buffers: list[list[tuple[str, Document]]] = [[] for _ in range(num_shards)]
+        self.buffered = 0
+        self.rejects = RejectBuffer(folder, name)
+        self.runs: dict[int, list[tuple[Path, int]]] = {}
+        self.spills = 0
+        self.spilled_bytes = 0
+        self.duplicates = 0
+
+    def add(self, item: Document | Reject) -> None:
+        if isinstance(item, Reject):
+            self.rejects.add(item)
+        else:
+            doc_hash = document_hash(item.text)
+            self.buffers[shard_of(doc_hash, self.num_shards)].append((doc_hash, item))
+            self.buffered += _DOCUMENT_OVERHEAD + sys.getsizeof(item.text)
+        if self.buffered + self.rejects.bytes >= self.spill_bytes:
+            self.spill()
+
+    def spill(self) -> None:
+        """Write every shard's buffer as one sorted, deduplicated run, then the rejects."""
+        for shard in range(self.num_shards):
+            rows, self.buffers[shard] = self.buffers[shard], []
+            if not rows:
+                continue
+            table = _to_table(rows)
+            del rows
+            unique, duplicates = sorted_unique(table)
+            del table
+            self.duplicates += len(duplicates)
+            for reject in duplicate_rejects(duplicates):
+                self.rejects.add(reject)
+            path = self.folder / f"{self.name}-{self.spills:05d}-{shard:05d}.arrow"
+            size = write_run(unique, path)
+            del unique, duplicates
+            release_memory()  # this shard's texts, before the next shard's are converted
+            self.runs.setdefault(shard, []).append((path, size))
+            self.spilled_bytes += size
+        self.buffered = 0
+        self.spills += 1
+        self.rejects.spill()
+
+    def finish(self) -> RouterResult:
+        self.spill()
+        return RouterResult(self.runs, self.rejects.runs, self.spilled_bytes, self.duplicates)
+
+
+def _to_table(rows: list[tuple[str, Document]]) -> pa.Table:
     return pa.table(
         {
-            "doc_hash": hashes,
-            "doc_id": [d.doc_id if d.doc_id is not None else h for d, h in zip(rows, hashes)],
-            "text": [d.text for d in rows],
-            "source": [d.source for d in rows],
-            "location": [d.location for d in rows],
-            "n_chars": [len(d.text) for d in rows],
+            "doc_hash": [h for h, _ in rows],
+            "doc_id": [d.doc_id if d.doc_id is not None else h for h, d in rows],
+            "text": [d.text for _, d in rows],
+            "source": [d.source for _, d in rows],
+            "location": [d.location for _, d in rows],
+            "n_chars": [len(d.text) for _, d in rows],
         },
         schema=RAW_CORPUS_SCHEMA,
     )
 
 
-def _sorted_unique(table: pa.Table) -> tuple[pa.Table, list[Reject]]:
-    """Sort by (doc_hash, source, location); keep the first row of each doc_hash."""
-    table = table.sort_by([("doc_hash", "ascending"), ("source", "ascending"), ("location", "ascending")])
-    hashes = table.column("doc_hash")
-    if len(table) < 2:
-        return table, []
-    previous = pc.equal(hashes.slice(1), hashes.slice(0, len(table) - 1))
-    is_duplicate = pa.concat_arrays([pa.array([False]), previous.combine_chunks()])
-    dupes = table.filter(is_duplicate)
-    rejects = [
-        Reject(src, loc, f"duplicate text: same document as another row (doc_hash {h})", "")
-        for src, loc, h in zip(
-            dupes.column("source").to_pylist(),
-            dupes.column("location").to_pylist(),
-            dupes.column("doc_hash").to_pylist(),
-        )
-    ]
-    return table.filter(pc.invert(is_duplicate)), rejects
+class _ShardFile:
+    """Appends sorted rows to a shard file, one row group per ROW_GROUP_ROWS / _TEXT_BYTES."""
+
+    def __init__(self, writer: pq.ParquetWriter):
+        self.writer = writer
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.pending_text = 0
+        self.written_rows = 0
+
+    def append(self, table: pa.Table) -> None:
+        """Add sorted rows; a row group closes before the row that would overfill it."""
+        text_bytes = pc.binary_length(table.column("text")).to_numpy(zero_copy_only=False)
+        start = 0
+        for row, size in enumerate(text_bytes.tolist()):
+            full_rows = self.pending_rows == ROW_GROUP_ROWS
+            if full_rows or (self.pending_rows and self.pending_text + size > ROW_GROUP_TEXT_BYTES):
+                self.pending.append(table.slice(start, row - start))
+                self.flush()
+                start = row
+            self.pending_rows += 1
+            self.pending_text += size
+        self.pending.append(table.slice(start))
+
+    def flush(self) -> None:
+        """Write the pending rows as one row group, chunked as one contiguous table writes."""
+        if not self.pending_rows:
+            return
+        table = pa.concat_tables([t for t in self.pending if len(t)])
+        self.pending, self.pending_rows, self.pending_text = [], 0, 0
+        aligned = [
+            piece if piece.column(0).num_chunks <= 1 else piece.combine_chunks()
+            for piece in (table.slice(i, _WRITE_BATCH_ROWS) for i in range(0, len(table), _WRITE_BATCH_ROWS))
+        ]
+        self.written_rows += len(table)
+        del table
+        self.writer.write_table(pa.concat_tables(aligned), row_group_size=ROW_GROUP_ROWS)
+        del aligned
+        release_memory()
+
+    def close(self) -> None:
+        """Write what is pending; a shard without rows gets the one empty row group pyarrow writes."""
+        self.flush()
+        if not self.written_rows:
+            self.writer.write_table(RAW_CORPUS_SCHEMA.empty_table())
 
 
-def write_rejects(rejects: list[Reject], path: Path) -> None:
-    """All rejects of a category as JSON lines, sorted by source and location."""
-    ordered = sorted(rejects, key=lambda r: (r.source, r.location, r.reason))
-    lines = [
-        json.dumps(
-            {"source": r.source, "location": r.location, "reason": r.reason, "excerpt": r.excerpt},
-            ensure_ascii=False,
-        )
-        for r in ordered
-    ]
-    write_text("".join(line + "\n" for line in lines), path)
+@dataclass
+class ShardResult:
+    documents: int
+    characters: int
+    duplicates: int
+    reject_runs: list[Path]
 
 
-def shard_documents(
-    records: Iterable[Document | Reject],
-    num_shards: int,
-    shard_path: Callable[[int], Path],
-    rejects_path: Path,
-    spill_dir: Path,
-    progress: Callable[[int, int], None] | None = None,
-    stamp: Callable[[int, pa.Table], pa.Table] = lambda index, table: table,
-) -> IngestStats:
-    """Route every document to its shard, write each shard and the rejects atomically.
+def write_shard(
+    runs: list[tuple[Path, int]],
+    path: Path,
+    bucket_bytes: int,
+    scratch: Path,
+    name: str,
+    footer: Callable[[str], dict[bytes, bytes]] = lambda documents: {},
+) -> ShardResult:
+    """Merge a shard's runs into its Parquet file, atomically; duplicates become reject runs.
 
-    ``stamp`` gives a shard's table its provenance record before it is written.
+    ``footer(documents)`` gives key-value metadata for the file's footer (its provenance)
+    from the fingerprint of the documents written, in order (``DocumentsFingerprint``).
     """
-    started = time.perf_counter()
-    stats = IngestStats()
-    rejects: list[Reject] = []
-    with work_dir(spill_dir, "ingest") as tmp:
-        spills = [_ShardSpill(Path(tmp), i) for i in range(num_shards)]
-        for seen, item in enumerate(records, start=1):
-            if isinstance(item, Reject):
-                rejects.append(item)
-            else:
-                doc_hash = document_hash(item.text)
-                spills[shard_of(doc_hash, num_shards)].add(item, doc_hash)
-            if progress and seen % 10_000 == 0:
-                progress(seen, len(rejects))
-        for index, spill in enumerate(spills):
-            table, duplicates = _sorted_unique(spill.table())
-            rejects.extend(duplicates)
-            stats.duplicates += len(duplicates)
-            write_parquet(stamp(index, table), shard_path(index))
-            stats.documents += len(table)
-            stats.characters += int(pc.sum(table.column("n_chars")).as_py() or 0)
-            stats.shard_documents[f"{index:05d}"] = len(table)
-    for reject in rejects:
-        stats.count_reject(reject.reason)
-    write_rejects(rejects, rejects_path)
-    stats.seconds = time.perf_counter() - started
-    return stats
+    buckets = max(1, math.ceil(sum(size for _, size in runs) / bucket_bytes))
+    rejects = RejectBuffer(scratch, name)
+    documents = characters = duplicates = 0
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, RAW_CORPUS_SCHEMA, **_PARQUET_OPTIONS) as writer:
+        shard_file = _ShardFile(writer)
+        fingerprint = DocumentsFingerprint()
+        for bucket in buckets_in_order([p for p, _ in runs], RAW_CORPUS_SCHEMA, buckets):
+            unique, copies = sorted_unique(bucket)
+            del bucket
+            shard_file.append(unique)
+            fingerprint.update(unique)
+            documents += len(unique)
+            characters += int(pc.sum(unique.column("n_chars")).as_py() or 0)
+            duplicates += len(copies)
+            for reject in duplicate_rejects(copies):
+                rejects.add(reject)
+            del unique, copies
+            release_memory()
+        shard_file.close()
+        writer.add_key_value_metadata(footer(fingerprint.hexdigest()))
+    rejects.spill()
+    return ShardResult(documents, characters, duplicates, rejects.runs)
