@@ -17,7 +17,7 @@ import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -138,11 +138,25 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_parquet(table: pa.Table, path: str | os.PathLike[str], **kwargs) -> Path:
-    """Write ``table`` atomically; deterministic bytes for the same table."""
+def write_parquet(
+    table: pa.Table,
+    path: str | os.PathLike[str],
+    footer: Mapping[bytes, bytes] | None = None,
+    **kwargs,
+) -> Path:
+    """Write ``table`` atomically; deterministic bytes for the same table.
+
+    ``footer``: key-value pairs for the file's footer only (as a streamed writer adds a
+    provenance record just before it closes the file).
+    """
     options = {"compression": "zstd", "write_statistics": True} | kwargs
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, **options)
+        if footer is None:
+            pq.write_table(table, tmp, **options)
+        else:
+            with pq.ParquetWriter(tmp, table.schema, **options) as writer:
+                writer.write_table(table)
+                writer.add_key_value_metadata(dict(footer))
     return Path(path)
 
 

@@ -101,7 +101,7 @@ class _ReadWorker:
 
 
 @dataclass(frozen=True)
-class _RawStamp:
+class RawStamp:
     """The provenance footer of one raw shard, given the fingerprint of its documents."""
 
     category: str
@@ -119,7 +119,7 @@ class _WriteTask:
     shard: int
     runs: list[tuple[Path, int]]
     path: Path
-    stamp: _RawStamp
+    stamp: RawStamp
 
 
 class _WriteWorker:
@@ -216,7 +216,7 @@ def ingest_category(
                 shard,
                 runs[shard],
                 layout.shard_path(RAW_CORPUS, category, shard_key(shard)),
-                _RawStamp(category, shard_key(shard), num_shards, source),
+                RawStamp(category, shard_key(shard), num_shards, source),
             )
             for shard in sorted(runs, key=lambda s: (-sum(size for _, size in runs[s]), s))
         ]

@@ -2,7 +2,8 @@
 
 The reference below is the ingest this project had before the budget (read every file in
 order, hash, sort each shard in memory, drop later copies of a text, write it with
-``write_parquet``; rejects sorted by source and location), written out plainly. The
+``write_parquet`` and its provenance footer; rejects sorted by source and location),
+written out plainly. The
 budgeted ingest must give its exact bytes with one worker or several, with or without
 spilled runs and buckets.
 """
@@ -22,10 +23,11 @@ import zstandard
 
 from longattn_assets.corpus import sharding
 from longattn_assets.corpus.budget import MB, MemoryPlan
-from longattn_assets.corpus.ingest import REJECTS, REJECTS_FILE, ingest_category
+from longattn_assets.corpus.ingest import REJECTS, REJECTS_FILE, RawStamp, ingest_category
 from longattn_assets.corpus.progress import READING, WRITING, IngestProgress
 from longattn_assets.corpus.records import Reject, category_files, read_file
 from longattn_assets.corpus.sharding import RAW_CORPUS_SCHEMA
+from longattn_assets.provenance import documents_fingerprint, files_fingerprint
 from longattn_assets.storage import DataLayout, shard_key, write_parquet
 from longattn_assets.windows.ids import document_hash, shard_of
 from tests.corpus_fixtures import stdlib_sources, write_jsonl
@@ -58,6 +60,7 @@ def input_dir(tmp_path_factory) -> Path:
 def reference_ingest(input_dir: Path, category: str, num_shards: int, root: Path) -> int:
     """Today's in-memory ingest; returns the number of duplicates it dropped."""
     folder = input_dir / category
+    input_files = files_fingerprint(category_files(folder), relative_to=folder)
     items = [i for p in category_files(folder) for i in read_file(p, source=p.relative_to(folder).as_posix())]
     rejects = [i for i in items if isinstance(i, Reject)]
     docs = [i for i in items if not isinstance(i, Reject)]
@@ -87,7 +90,10 @@ def reference_ingest(input_dir: Path, category: str, num_shards: int, root: Path
                 rejects.append(Reject(source, location, f"duplicate text: same document as another row (doc_hash {doc_hash})", ""))
                 duplicates += 1
             seen.add(doc_hash)
-        write_parquet(part.filter(pa.array(keep, pa.bool_())), layout.shard_path("raw_corpus", category, shard_key(shard)))
+        part = part.filter(pa.array(keep, pa.bool_()))
+        stamp = RawStamp(category, shard_key(shard), num_shards, input_files)
+        path = layout.shard_path("raw_corpus", category, shard_key(shard))
+        write_parquet(part, path, footer=stamp(documents_fingerprint(part)))
     lines = [
         json.dumps({"source": r.source, "location": r.location, "reason": r.reason, "excerpt": r.excerpt}, ensure_ascii=False) + "\n"
         for r in sorted(rejects, key=lambda r: (r.source, r.location, r.reason))
