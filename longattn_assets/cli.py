@@ -104,6 +104,7 @@ def _select(args: argparse.Namespace) -> int:
         keep_fraction=args.keep_fraction,
         token_budget=args.token_budget,
         threshold=args.threshold,
+        heads=args.heads,
     )
     out = Path(args.output)
     summary = export_category(
@@ -114,6 +115,13 @@ def _select(args: argparse.Namespace) -> int:
         write_report(render_report(args.category, result, args.windows), out / "report.html")
     print(json.dumps(summary.as_dict(), indent=2, default=str))
     return 0
+
+
+def _head_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"heads must be comma-separated integers, not {text!r}") from None
 
 
 def _add_select(sub: argparse._SubParsersAction) -> None:
@@ -130,6 +138,9 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
     rule.add_argument("--keep-fraction", type=float, default=None, help="default 0.5")
     rule.add_argument("--token-budget", type=int, default=None)
     rule.add_argument("--threshold", type=float, default=None)
+    p.add_argument(
+        "--heads", type=_head_list, default=None, help="query heads averaged into ds and du, e.g. 0,4,7 (default: all)"
+    )
     p.add_argument("--report", action="store_true", help="also write report.html")
     p.set_defaults(func=_select)
 
