@@ -8,6 +8,7 @@ data root, so a second run skips what is already materialized and `dagster dev` 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import dagster as dg
 
 from . import settings
 from .assets.corpus import raw_corpus
+from .assets.diagnostics import scorer_diagnostics
 from .assets.scoring import scored_chunks
 from .assets.selection import (
     LONGABC_DATASET,
@@ -26,16 +28,21 @@ from .assets.selection import (
 )
 from .assets.windows import windowed_chunks
 from .definitions import assets
+from .diagnostics.files import DIAGNOSTICS_FILE, SCORER_DIAGNOSTICS
 from .partitions import category_partitions, shard_partitions
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from .storage import DataLayout
 
 DAGSTER_DIR = ".dagster"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Control windows per kind and category: a fraction of the demo's scoring time (the
+# asset's default, 100, is for corpora far larger than the bundled sample).
+DEMO_CONTROLS_PER_KIND = 32
 SUMMARY_KEYS = {
     "raw_corpus": ("documents", "rejects"),
     "windowed_chunks": ("windows",),
     "scored_chunks": ("tokens_per_s",),
+    "scorer_diagnostics": ("control_windows",),
     "longabc_dataset": ("kept", "tokens_kept"),
 }
 
@@ -64,6 +71,7 @@ def run_demo(
     device: str = "auto",
     categories: list[str] | None = None,
     say: Callable[[str], None] = print,
+    controls_per_kind: int = DEMO_CONTROLS_PER_KIND,
 ) -> dict[str, Path]:
     """Materialize every partition that is not done yet; return each category's report path."""
     root = data_root.expanduser().absolute()
@@ -76,7 +84,9 @@ def run_demo(
     }
     instance = _instance(root)
 
-    def step(selection: list, partition: str | dg.MultiPartitionKey, label: str) -> None:
+    def step(
+        selection: list, partition: str | dg.MultiPartitionKey, label: str, ops: dict | None = None
+    ) -> None:
         started = time.perf_counter()
         result = dg.materialize(
             assets,
@@ -84,7 +94,7 @@ def run_demo(
             partition_key=partition,
             resources=resources,
             instance=instance,
-            run_config=QUIET,
+            run_config=QUIET | ({"ops": ops} if ops else {}),
         )
         counts: dict[str, str] = {}
         for event in result.get_asset_materialization_events():
@@ -117,6 +127,13 @@ def run_demo(
                 say(f"  {label}: already materialized")
             else:
                 step([windowed_chunks, scored_chunks], key, label)
+        diagnostics = layout.category_file(SCORER_DIAGNOSTICS, category, DIAGNOSTICS_FILE)
+        if _done(instance, scorer_diagnostics, category, [diagnostics]):
+            say("  scorer diagnostics: already materialized")
+        else:
+            config = {"controls_per_kind": controls_per_kind}
+            step([scorer_diagnostics], category, "scorer diagnostics", {SCORER_DIAGNOSTICS: {"config": config}})
+        say(f"  {json.loads(diagnostics.read_text())['advice']}")
         report = layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
         dataset = layout.category_dir(LONGABC_DATASET, category)
         if _done(instance, longabc_dataset, category, [dataset / "selected.parquet"]) and _done(

@@ -5,7 +5,10 @@ import json
 
 import dagster as dg
 
+from ..diagnostics.files import current_diagnostics
+from ..diagnostics.summary import card_section
 from ..partitions import category_partitions, category_to_shards
+from ..report.diagnostics import diagnostics_section
 from ..report.html import render_report, write_report
 from ..report.plots import score_histograms
 from ..resources import DataRoot, Windowing
@@ -39,6 +42,7 @@ class SelectionConfig(dg.Config):
     keep_fraction: float | None = None
     token_budget: int | None = None
     threshold: float | None = None
+    heads: list[int] | None = None  # query heads averaged into ds and du (default: all)
 
     def settings(self) -> SelectionSettings:
         return SelectionSettings.from_options(
@@ -47,12 +51,21 @@ class SelectionConfig(dg.Config):
             keep_fraction=self.keep_fraction,
             token_budget=self.token_budget,
             threshold=self.threshold,
+            heads=self.heads,
         )
 
 
 def _globs(data_root: DataRoot, category: str) -> tuple[str, str]:
     layout = data_root.layout
     return layout.shard_glob(WINDOWED_CHUNKS, category), layout.shard_glob(SCORED_CHUNKS, category)
+
+
+def markdown_images(plots: dict[str, bytes]) -> str:
+    """PNGs as one markdown value the UI shows inline."""
+    return "\n\n".join(
+        f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+        for name, png in plots.items()
+    )
 
 
 def _check_result(name: str, outcome: checks.CheckResult) -> dg.AssetCheckResult:
@@ -100,6 +113,7 @@ def longabc_dataset(
     out_dir = layout.category_dir(LONGABC_DATASET, category)
     settings = config.settings()
     models = checks.one_model(scores_glob)
+    diagnostics = current_diagnostics(layout, category, layout.shard_paths(SCORED_CHUNKS, category))
     summary = export_category(
         windows_glob,
         scores_glob,
@@ -110,6 +124,7 @@ def longabc_dataset(
             "window_size": windowing.window_size,
             "model": ", ".join(models[1]["models"]),
         },
+        card_sections=[card_section(diagnostics, settings)],
     )
     context.log.info(
         f"{category}: kept {summary.kept:,} of {summary.n:,} windows "
@@ -155,14 +170,16 @@ def longabc_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg
     recorded = json.loads((dataset_dir / SUMMARY_FILE).read_text())
     settings = SelectionSettings(**recorded["settings"])
     result = select_category(windows_glob, scores_glob, **settings.options())
-    html_text = render_report(category, result, windows_glob, recorded.get("settings_extra"))
+    diagnostics = current_diagnostics(
+        data_root.layout, category, data_root.layout.shard_paths(SCORED_CHUNKS, category)
+    )
+    html_text = render_report(
+        category, result, windows_glob, recorded.get("settings_extra"),
+        sections=[diagnostics_section(diagnostics)],
+    )  # fmt: skip
     path = data_root.layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
     write_report(html_text, path)
-    plots = score_histograms(result.table, result.summary.cut_lds)
-    images = "\n\n".join(
-        f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
-        for name, png in plots.items()
-    )
+    images = markdown_images(score_histograms(result.table, result.summary.cut_lds))
     context.log.info(f"{category}: report written to {path}")
     return dg.MaterializeResult(
         metadata={

@@ -79,7 +79,9 @@ def boundaries_of(vocabulary: Sequence[str]) -> Boundaries:
 
 
 def _rng(*key: str) -> np.random.Generator:
-    digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=16, person=b"longattn-ctrl").digest()
+    digest = hashlib.blake2b(
+        "\x1f".join(key).encode(), digest_size=16, person=b"longattn-ctrl"
+    ).digest()
     return np.random.default_rng(int.from_bytes(digest, "big"))
 
 
@@ -150,7 +152,11 @@ def build_controls(
             order = _ordered(sources, kind)
             for i in range(spec.per_kind):
                 source = order[i % len(order)]
-                ids = repeated(source, window_size, passage) if kind == REPEATED else shuffled(source, boundaries, span)
+                ids = (
+                    repeated(source, window_size, passage)
+                    if kind == REPEATED
+                    else shuffled(source, boundaries, span)
+                )
                 rows.append((kind, f"{i:05d}", [source], ids))
         by_doc: dict[str, list[SourceWindow]] = {}
         for source in sorted(sources, key=lambda s: s.data_id):
@@ -186,4 +192,6 @@ def _table(rows: list[tuple[str, str, list[SourceWindow], np.ndarray]], tokenize
 def tokenizer_boundaries(tokenizer: Tokenizer) -> Boundaries:
     """Line and sentence ends of a tokenizer's whole vocabulary (each id decoded alone)."""
     size = tokenizer.get_vocab_size(with_added_tokens=True)
-    return boundaries_of(tokenizer.decode_batch([[i] for i in range(size)], skip_special_tokens=False))
+    return boundaries_of(
+        tokenizer.decode_batch([[i] for i in range(size)], skip_special_tokens=False)
+    )

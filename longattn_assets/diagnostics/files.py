@@ -43,7 +43,10 @@ def sample_ids(data_ids: Sequence[str], limit: int) -> list[str]:
 def natural_sample(windows_glob: str, scores_glob: str, limit: int) -> pa.Table:
     """NATURAL_COLUMNS of up to ``limit`` scored windows, in hash order."""
     with duck.connect() as con:
-        ids = [row[0] for row in con.execute(f"SELECT data_id FROM {duck.parquet(scores_glob)}").fetchall()]
+        ids = [
+            row[0]
+            for row in con.execute(f"SELECT data_id FROM {duck.parquet(scores_glob)}").fetchall()
+        ]
         chosen = sample_ids(ids, limit)
         con.register("wanted", pa.table({"data_id": chosen, "position": np.arange(len(chosen))}))
         return con.sql(
@@ -60,7 +63,9 @@ def natural_sample(windows_glob: str, scores_glob: str, limit: int) -> pa.Table:
 def source_windows(windows_glob: str, data_ids: Sequence[str]) -> tuple[list[SourceWindow], str]:
     """The token ids of ``data_ids`` (in that order) and their tokenizer fingerprint."""
     with duck.connect() as con:
-        con.register("wanted", pa.table({"data_id": list(data_ids), "position": np.arange(len(data_ids))}))
+        con.register(
+            "wanted", pa.table({"data_id": list(data_ids), "position": np.arange(len(data_ids))})
+        )
         table = con.sql(
             f"""
             SELECT w.data_id, w.doc_id, w.token_ids, w.tokenizer
@@ -70,7 +75,9 @@ def source_windows(windows_glob: str, data_ids: Sequence[str]) -> tuple[list[Sou
         ).to_arrow_table()
     tokenizers = set(table.column("tokenizer").to_pylist())
     if len(tokenizers) > 1:
-        raise ValueError(f"the category's windows were cut with several tokenizers: {sorted(tokenizers)}")
+        raise ValueError(
+            f"the category's windows were cut with several tokenizers: {sorted(tokenizers)}"
+        )
     ids = table.column("token_ids").combine_chunks()
     offsets = ids.offsets.to_numpy()
     values = ids.values.to_numpy(zero_copy_only=False).astype(np.int32)
@@ -91,7 +98,9 @@ def scores_fingerprint(paths: Sequence[str | os.PathLike[str]]) -> str:
     return "scores-" + digest.hexdigest()[:16]
 
 
-def current_diagnostics(layout: DataLayout, category: str, score_files: Sequence[Path]) -> dict | None:
+def current_diagnostics(
+    layout: DataLayout, category: str, score_files: Sequence[Path]
+) -> dict | None:
     """The category's diagnostics record if it was made from exactly these score files."""
     path = layout.category_file(SCORER_DIAGNOSTICS, category, DIAGNOSTICS_FILE)
     if not path.is_file():

@@ -40,7 +40,10 @@ def auc(natural: np.ndarray, control: np.ndarray) -> float:
 
 
 def weighted_auc(
-    natural: np.ndarray, natural_weights: np.ndarray, control: np.ndarray, control_weights: np.ndarray
+    natural: np.ndarray,
+    natural_weights: np.ndarray,
+    control: np.ndarray,
+    control_weights: np.ndarray,
 ) -> np.ndarray:
     """AUC per score (rows of ``natural``/``control``) and replicate (rows of the weights).
 
@@ -85,7 +88,9 @@ def separations(
     (from :func:`document_draws`); the interval is the central LEVEL of the replicates.
     """
     natural, control = np.atleast_2d(natural), np.atleast_2d(control)
-    points = weighted_auc(natural, np.ones((1, natural.shape[1])), control, np.ones((1, control.shape[1])))[0]
+    points = weighted_auc(
+        natural, np.ones((1, natural.shape[1])), control, np.ones((1, control.shape[1]))
+    )[0]
     replicated = weighted_auc(natural, draws[:, natural_groups], control, draws[:, control_groups])
     tail = (1 - LEVEL) / 2 * 100
     lows = np.nanpercentile(replicated, tail, axis=0)

@@ -61,26 +61,44 @@ def column_stats(values: np.ndarray) -> ColumnStats:
 def _matrix(table: pa.Table, column: str) -> np.ndarray:
     values = table.column(column).combine_chunks()
     width = len(values[0]) if len(values) else 0
-    return values.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(len(values), width)
+    return (
+        values.flatten()
+        .to_numpy(zero_copy_only=False)
+        .astype(np.float64)
+        .reshape(len(values), width)
+    )
 
 
 class _Scores:
     """Every score of a set of windows, rows ordered as SCORES then SCORES per head."""
 
-    def __init__(self, table: pa.Table, settings: SelectionSettings, category: ColumnStats, du_stats: ColumnStats):
+    def __init__(
+        self,
+        table: pa.Table,
+        settings: SelectionSettings,
+        category: ColumnStats,
+        du_stats: ColumnStats,
+    ):
         self.doc_id = np.asarray(table.column("doc_id").to_pylist(), dtype=object)
         self.ds_heads, self.du_heads = _matrix(table, "ds_heads"), _matrix(table, "du_heads")
-        self.ds = head_mean(self.ds_heads, settings.heads, table.column("ds").to_numpy().astype(float))
-        self.du = head_mean(self.du_heads, settings.heads, table.column("du").to_numpy().astype(float))
+        self.ds = head_mean(
+            self.ds_heads, settings.heads, table.column("ds").to_numpy().astype(float)
+        )
+        self.du = head_mean(
+            self.du_heads, settings.heads, table.column("du").to_numpy().astype(float)
+        )
         self.ds_norm = normalized(self.ds, settings.normalize, category)
         self.du_norm = normalized(self.du, settings.normalize, du_stats)
 
     def lds(self, alpha: float) -> np.ndarray:
         return self.ds_norm - alpha * self.du_norm
 
-    def rows(self, alpha: float, head_stats: list[tuple[ColumnStats, ColumnStats]], method: str) -> np.ndarray:
+    def rows(
+        self, alpha: float, head_stats: list[tuple[ColumnStats, ColumnStats]], method: str
+    ) -> np.ndarray:
         per_head = [
-            normalized(self.ds_heads[:, h], method, ds_s) - alpha * normalized(self.du_heads[:, h], method, du_s)
+            normalized(self.ds_heads[:, h], method, ds_s)
+            - alpha * normalized(self.du_heads[:, h], method, du_s)
             for h, (ds_s, du_s) in enumerate(head_stats)
         ]
         return np.vstack(
@@ -89,7 +107,9 @@ class _Scores:
 
 
 def _seed(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8, person=b"longattn-boot").digest(), "big")
+    return int.from_bytes(
+        hashlib.blake2b(key.encode(), digest_size=8, person=b"longattn-boot").digest(), "big"
+    )
 
 
 def diagnose(
@@ -110,7 +130,9 @@ def diagnose(
     stats = selection.stats
     nat = _Scores(natural, settings, stats.ds, stats.du)
     n_heads = nat.ds_heads.shape[1]
-    head_stats = [(column_stats(nat.ds_heads[:, h]), column_stats(nat.du_heads[:, h])) for h in range(n_heads)]
+    head_stats = [
+        (column_stats(nat.ds_heads[:, h]), column_stats(nat.du_heads[:, h])) for h in range(n_heads)
+    ]
     documents = sorted(set(nat.doc_id) | set(controls.column("doc_id").to_pylist()))
     index = {doc: i for i, doc in enumerate(documents)}
     draws = document_draws(len(documents), replicates, _seed(seed_key))
@@ -120,7 +142,9 @@ def diagnose(
     kinds = controls.column("kind").to_numpy(zero_copy_only=False)
     separation: dict[str, dict[str, dict[str, float]]] = {}
     heads: dict[str, dict[str, list[dict[str, float]]]] = {}
-    kept_share: dict[str, float | None] = {"natural": selection.kept / selection.n if selection.n else None}
+    kept_share: dict[str, float | None] = {
+        "natural": selection.kept / selection.n if selection.n else None
+    }
     alpha_sweep: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
     lds_values = {"natural": nat.lds(settings.alpha)}
@@ -131,7 +155,13 @@ def diagnose(
             continue
         ctl = _Scores(part, settings, stats.ds, stats.du)
         groups = np.array([index[d] for d in ctl.doc_id], dtype=np.int64)
-        found = separations(nat_rows, nat_groups, ctl.rows(settings.alpha, head_stats, settings.normalize), groups, draws)
+        found = separations(
+            nat_rows,
+            nat_groups,
+            ctl.rows(settings.alpha, head_stats, settings.normalize),
+            groups,
+            draws,
+        )
         separation[kind] = {name: found[i].as_dict() for i, name in enumerate(SCORES)}
         heads[kind] = {
             name: [s.as_dict() for s in found[3 + i * n_heads : 3 + (i + 1) * n_heads]]
@@ -139,9 +169,7 @@ def diagnose(
         }
         lds = lds_values[kind] = ctl.lds(settings.alpha)
         kept_share[kind] = 0.0 if bar is None else float(np.mean(lds >= bar))
-        alpha_sweep[kind] = {
-            repr(a): auc(nat.lds(a), ctl.lds(a)) for a in ALPHA_SWEEP
-        }
+        alpha_sweep[kind] = {repr(a): auc(nat.lds(a), ctl.lds(a)) for a in ALPHA_SWEEP}
     record: dict[str, object] = {
         "settings": settings.as_dict(),
         "windows": selection.n,
@@ -212,7 +240,9 @@ def verdict(record: dict) -> tuple[bool, str]:
         "metadata gives LDS's AUC for other alphas)",
     ]
     if record["best_heads"]:
-        tries.append(f"a subset of heads (selection setting heads={record['best_heads']} separate best)")
+        tries.append(
+            f"a subset of heads (selection setting heads={record['best_heads']} separate best)"
+        )
     else:
         tries.append("a subset of heads (no single head separates either on this sample)")
     return False, (
@@ -235,10 +265,14 @@ def markdown_table(record: dict) -> str:
         if found is None:
             lines.append(f"| {kind} | n/a | n/a | n/a | n/a |")
             continue
-        cells = [f"{s['auc']:.2f} [{s['low']:.2f}, {s['high']:.2f}]" for s in (found[n] for n in SCORES)]
+        cells = [
+            f"{s['auc']:.2f} [{s['low']:.2f}, {s['high']:.2f}]" for s in (found[n] for n in SCORES)
+        ]
         lines.append(f"| {kind} | {' | '.join(cells)} | {share[kind]:.2f} |")
     natural = share.get("natural")
-    lines.append(f"| (natural windows kept) | | | | {'' if natural is None else f'{natural:.2f}'} |")
+    lines.append(
+        f"| (natural windows kept) | | | | {'' if natural is None else f'{natural:.2f}'} |"
+    )
     return "\n".join(lines)
 
 
@@ -246,8 +280,14 @@ def card_section(record: dict | None, settings: SelectionSettings) -> str:
     """The dataset card's "Scorer diagnostics" section, next to the selection settings."""
     lines = ["## Scorer diagnostics", ""]
     if record is None:
-        return "\n".join([*lines, "Not computed for these scores: materialize `scorer_diagnostics` "
-                          "for this category to see whether the score separates natural text from controls.", ""])
+        return "\n".join(
+            [
+                *lines,
+                "Not computed for these scores: materialize `scorer_diagnostics` "
+                "for this category to see whether the score separates natural text from controls.",
+                "",
+            ]
+        )
     lines += [record["advice"], "", markdown_table(record), ""]
     lines.append(
         f"AUC = probability that a natural window scores higher than a control (0.5: no separation), "
@@ -258,5 +298,8 @@ def card_section(record: dict | None, settings: SelectionSettings) -> str:
     )
     computed = SelectionSettings(**record["settings"])
     if computed != settings:
-        lines += ["", f"Computed for the settings {computed.as_dict()}, not this dataset's {settings.as_dict()}."]
+        lines += [
+            "",
+            f"Computed for the settings {computed.as_dict()}, not this dataset's {settings.as_dict()}.",
+        ]
     return "\n".join([*lines, ""])

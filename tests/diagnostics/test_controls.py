@@ -62,7 +62,9 @@ def test_every_control_has_the_window_length_and_an_id_no_window_can_have():
     assert all(len(ids) == W for ids in table.column("token_ids").to_pylist())
     natural = {s.data_id for s in _sources()}
     ids = table.column("data_id").to_pylist()
-    assert len(set(ids)) == len(ids) and all(i.startswith(ID_PREFIX) and i not in natural for i in ids)
+    assert len(set(ids)) == len(ids) and all(
+        i.startswith(ID_PREFIX) and i not in natural for i in ids
+    )
 
 
 def test_concatenated_controls_are_pieces_of_different_documents():

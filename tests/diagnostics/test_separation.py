@@ -62,7 +62,9 @@ def test_a_bootstrap_replicate_is_the_auc_of_the_drawn_windows():
     natural, control = rng.integers(0, 8, 40).astype(float), rng.integers(0, 8, 30).astype(float)
     nat_doc, ctl_doc = rng.integers(0, 9, 40), rng.integers(0, 9, 30)
     draws = document_draws(9, 50, seed=5)
-    replicated = weighted_auc(natural[None], draws[:, nat_doc], control[None], draws[:, ctl_doc])[:, 0]
+    replicated = weighted_auc(natural[None], draws[:, nat_doc], control[None], draws[:, ctl_doc])[
+        :, 0
+    ]
     for b in range(50):
         nat = np.repeat(natural, draws[b, nat_doc].astype(int))
         ctl = np.repeat(control, draws[b, ctl_doc].astype(int))
@@ -80,10 +82,18 @@ def test_intervals_over_documents_are_wider_when_windows_of_a_document_agree():
     control = rng.normal(0, 1, 1000)
     draws_docs = document_draws(20, 300, seed=2)
     clustered = separations(
-        natural[None], np.repeat(np.arange(10), 100), control[None], np.repeat(np.arange(10, 20), 100), draws_docs
+        natural[None],
+        np.repeat(np.arange(10), 100),
+        control[None],
+        np.repeat(np.arange(10, 20), 100),
+        draws_docs,
     )[0]
     independent = separations(
-        natural[None], np.arange(1000), control[None], np.arange(1000, 2000), document_draws(2000, 300, seed=2)
+        natural[None],
+        np.arange(1000),
+        control[None],
+        np.arange(1000, 2000),
+        document_draws(2000, 300, seed=2),
     )[0]
     assert clustered.auc == independent.auc
     assert clustered.high - clustered.low > 3 * (independent.high - independent.low)
@@ -102,6 +112,8 @@ def test_ranks_average_ties_and_spearman_matches_its_definition():
     x = rng.integers(0, 5, 50).astype(float)
     y = x + rng.normal(0, 2, 50)
     rx, ry = ranks(x), ranks(y)
-    pearson = ((rx - rx.mean()) * (ry - ry.mean())).sum() / math.sqrt(((rx - rx.mean()) ** 2).sum() * ((ry - ry.mean()) ** 2).sum())
+    pearson = ((rx - rx.mean()) * (ry - ry.mean())).sum() / math.sqrt(
+        ((rx - rx.mean()) ** 2).sum() * ((ry - ry.mean()) ** 2).sum()
+    )
     assert spearman(x, y) == pytest.approx(pearson, rel=1e-12)
     assert math.isnan(spearman(np.ones(5), y[:5]))

@@ -16,7 +16,9 @@ from longattn_assets.selection.select import SelectionSummary
 HEADS = 4
 
 
-def _table(prefix: str, ds_heads: np.ndarray, du_heads: np.ndarray, docs: int, kind: str | None = None) -> pa.Table:
+def _table(
+    prefix: str, ds_heads: np.ndarray, du_heads: np.ndarray, docs: int, kind: str | None = None
+) -> pa.Table:
     n = len(ds_heads)
     columns = {
         "data_id": [f"{prefix}-{i:04d}" for i in range(n)],
@@ -40,6 +42,7 @@ def _summary(natural: pa.Table, settings: SelectionSettings, cut: float | None) 
 def _case(rng, *, natural_ds: float, head_shift: int | None = None):
     """Natural windows' ds around ``natural_ds`` (head ``head_shift`` 3 higher still), the
     controls' around 0; du pure noise."""
+
     def scores(n, centre, shifted=None):
         ds = rng.normal(centre, 1.0, (n, HEADS))
         if shifted is not None:

@@ -33,8 +33,15 @@ def _category(root: Path) -> tuple[str, str, dict[str, np.ndarray], dict[str, np
         "ds": [float(ds[i].astype(float).mean()) for i in ids], "du": [float(du[i].astype(float).mean()) for i in ids],
         "ds_heads": [ds[i] for i in ids], "du_heads": [du[i] for i in ids], "model": ["test"] * 30,
     }  # fmt: skip
-    write_parquet(pa.table(scores, schema=SCORES_SCHEMA), layout.shard_path("scored_chunks", "book", "00000"))
-    return layout.shard_glob("windowed_chunks", "book"), layout.shard_glob("scored_chunks", "book"), ds, du
+    write_parquet(
+        pa.table(scores, schema=SCORES_SCHEMA), layout.shard_path("scored_chunks", "book", "00000")
+    )
+    return (
+        layout.shard_glob("windowed_chunks", "book"),
+        layout.shard_glob("scored_chunks", "book"),
+        ds,
+        du,
+    )
 
 
 @pytest.mark.parametrize("heads", [[1], [2, 0]])
@@ -54,7 +61,9 @@ def test_selection_ranks_by_the_mean_of_the_chosen_heads(tmp_path: Path, heads):
     assert result.table.column("ds").to_pylist() == [mean(ds[i]) for i in ranked]
     assert result.summary.kept == len(kept)
     everything = select_category(windows, scores, keep_fraction=0.3)
-    assert everything.table.column("data_id").to_pylist() != result.table.column("data_id").to_pylist()
+    assert (
+        everything.table.column("data_id").to_pylist() != result.table.column("data_id").to_pylist()
+    )
 
 
 def test_the_rule_check_and_the_recorded_settings_follow_the_heads(tmp_path: Path):
