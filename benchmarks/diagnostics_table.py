@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from longattn_assets.demo import run_demo
+from longattn_assets.demo import DEMO_CONTROLS_PER_KIND, run_demo
 from longattn_assets.diagnostics.controls import CONTROL_KINDS
 from longattn_assets.diagnostics.files import DIAGNOSTICS_FILE, SCORER_DIAGNOSTICS
 from longattn_assets.diagnostics.summary import SCORES
@@ -37,7 +37,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--window-sizes", type=int, nargs="+", default=[2048, 4096])
-    parser.add_argument("--controls-per-kind", type=int, default=100)
+    parser.add_argument("--controls-per-kind", type=int, default=DEMO_CONTROLS_PER_KIND)
     parser.add_argument("--data-root", type=Path, default=Path("diagnostics-table"))
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
