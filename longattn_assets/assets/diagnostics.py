@@ -67,7 +67,6 @@ def _metadata(record: dict, path: str) -> dict[str, object]:
         "advice": record["advice"],
         "control_windows": sum(record["controls"].values()),
         "natural_windows": record["natural_sample"],
-        "seconds": record["seconds"],
         "path": dg.MetadataValue.path(path),
     }
 
@@ -174,12 +173,14 @@ def scorer_diagnostics(
             "pieces": spec.pieces,
             "passage_fraction": spec.passage_fraction,
         },
-        "control_scoring_seconds": round(scoring_seconds, 3),
-        "seconds": round(time.perf_counter() - started, 3),
     }
     write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", folder / DIAGNOSTICS_FILE)
     context.log.info(f"{category}: {record['advice']}")
-    yield dg.MaterializeResult(metadata=_metadata(record, str(folder)))
+    timings = {
+        "control_scoring_seconds": round(scoring_seconds, 3),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    yield dg.MaterializeResult(metadata=_metadata(record, str(folder)) | timings)
     found = record["separation"].get(CONCATENATED, {}).get("lds")
     yield dg.AssetCheckResult(
         check_name=SEPARATION_CHECK,
