@@ -102,11 +102,11 @@ def test_shuffled_controls_are_their_window_lines_in_another_order():
 
 def test_segments_fall_back_to_sentences_then_to_fixed_spans():
     prose = np.full(W, 500, dtype=np.int32)
-    prose[[9, 19, 29, 39]] = PERIOD
-    assert len(segments(prose, BOUNDARIES, 16)) == 5
-    flat = np.arange(W, dtype=np.int32) + 500
-    assert [len(s) for s in segments(flat, BOUNDARIES, 16)] == [16, 16, 16, 16]
-    assert MIN_SEGMENTS == 4
+    prose[[9, 19, 29, 39]] = PERIOD  # no line end, four sentence ends
+    assert [len(s) for s in segments(prose, BOUNDARIES, 16)] == [10, 10, 10, 10, 24]
+    prose[[19, 29, 39]] = 500  # two sentences are too few to shuffle: fixed spans
+    assert [len(s) for s in segments(prose, BOUNDARIES, 16)] == [16, 16, 16, 16]
+    assert len(segments(np.arange(W, dtype=np.int32) + 500, BOUNDARIES, 16)) == MIN_SEGMENTS
 
 
 def test_one_document_gives_no_concatenated_controls():
