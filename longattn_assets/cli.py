@@ -147,6 +147,13 @@ def _select(args: argparse.Namespace) -> int:
     return 0
 
 
+def _head_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"heads must be comma-separated integers, not {text!r}") from None
+
+
 def _add_select(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("select", help="select the top windows of one category by LDS")
     p.add_argument("--windows", required=True, help="glob of windowed_chunks Parquet files")
@@ -170,6 +177,10 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
     rule.add_argument("--keep-fraction", help=_allowed("keep_fraction", "default 0.5"))
     rule.add_argument("--token-budget", help=_allowed("token_budget"))
     rule.add_argument("--threshold", help=_allowed("threshold"))
+    p.add_argument(
+        "--heads", type=_head_list, default=None,
+        help="query heads averaged into ds and du, e.g. 0,4,7 (default: all)",
+    )  # fmt: skip
 
 
 def _selection_settings(args: argparse.Namespace) -> SelectionSettings:
@@ -181,6 +192,7 @@ def _selection_settings(args: argparse.Namespace) -> SelectionSettings:
         keep_fraction=args.keep_fraction,
         token_budget=args.token_budget,
         threshold=args.threshold,
+        heads=args.heads,
     )
 
 

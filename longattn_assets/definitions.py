@@ -4,6 +4,7 @@ import dagster as dg
 
 from . import schedules, sensors
 from .assets.corpus import raw_corpus
+from .assets.diagnostics import scorer_diagnostics
 from .assets.scoring import scored_chunks
 from .assets.selection import longabc_dataset, longabc_report
 from .assets.windows import windowed_chunks
@@ -11,7 +12,7 @@ from .jobs import jobs
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from .slurm.resource import SlurmScoring
 
-assets = [raw_corpus, windowed_chunks, scored_chunks, longabc_dataset, longabc_report]
+assets = [raw_corpus, windowed_chunks, scored_chunks, scorer_diagnostics, longabc_dataset, longabc_report]
 
 
 def default_resources() -> dict:

@@ -20,6 +20,7 @@ import dagster as dg
 
 from . import settings
 from .assets.corpus import raw_corpus
+from .assets.diagnostics import scorer_diagnostics
 from .assets.scoring import scored_chunks
 from .assets.selection import (
     LONGABC_DATASET,
@@ -41,6 +42,7 @@ from .consistency import (
 )
 from .corpus.ingest import input_files, input_fingerprint
 from .definitions import assets
+from .diagnostics.files import DIAGNOSTICS_FILE, SCORER_DIAGNOSTICS, current_diagnostics
 from .partitions import category_partitions, shard_partitions
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from .scoring.windows_file import scorer_recipe
@@ -53,10 +55,14 @@ DAGSTER_DIR = ".dagster"
 # Written only into an instance folder that has no dagster.yaml yet.
 INSTANCE_CONFIG = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Control windows per kind and category: a fraction of the demo's scoring time (the
+# asset's default, 100, is for corpora far larger than the bundled sample).
+DEMO_CONTROLS_PER_KIND = 32
 SUMMARY_KEYS = {
     "raw_corpus": ("documents", "rejects"),
     "windowed_chunks": ("windows",),
     "scored_chunks": ("tokens_per_s",),
+    "scorer_diagnostics": ("control_windows",),
     "longabc_dataset": ("kept", "tokens_kept"),
 }
 
@@ -105,6 +111,7 @@ def run_demo(
     categories: list[str] | None = None,
     say: Callable[[str], None] = print,
     dagster_home: Path | None = None,
+    controls_per_kind: int = DEMO_CONTROLS_PER_KIND,
 ) -> dict[str, Path]:
     """Materialize every partition that is missing or stale; return each category's report path.
 
@@ -128,7 +135,9 @@ def run_demo(
     instance = _instance(root, dagster_home)
     by_name = {WINDOWED_CHUNKS: windowed_chunks, SCORED_CHUNKS: scored_chunks}
 
-    def step(selection: list, partition: str | dg.MultiPartitionKey, label: str) -> None:
+    def step(
+        selection: list, partition: str | dg.MultiPartitionKey, label: str, ops: dict | None = None
+    ) -> None:
         started = time.perf_counter()
         result = dg.materialize(
             assets,
@@ -136,7 +145,7 @@ def run_demo(
             partition_key=partition,
             resources=resources,
             instance=instance,
-            run_config=QUIET,
+            run_config=QUIET | ({"ops": ops} if ops else {}),
         )
         counts: dict[str, str] = {}
         for event in result.get_asset_materialization_events():
@@ -168,6 +177,13 @@ def run_demo(
             else:
                 say(f"  {category}|{state.shard} windows+scores: up to date")
         files = category_files(layout, category, shards, expected)
+        diagnostics = layout.category_file(SCORER_DIAGNOSTICS, category, DIAGNOSTICS_FILE)
+        if current_diagnostics(layout, category, files.scores) is None:
+            config = {"controls_per_kind": controls_per_kind}
+            step([scorer_diagnostics], category, "scorer diagnostics", {SCORER_DIAGNOSTICS: {"config": config}})
+        else:
+            say("  scorer diagnostics: up to date")
+        say(f"  {json.loads(diagnostics.read_text())['advice']}")
         if not _selection_is_current(layout, category, files):
             step([longabc_dataset, longabc_report], category, "selection+report")
         else:

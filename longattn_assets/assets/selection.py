@@ -1,5 +1,6 @@
 """longabc_dataset and longabc_report: the per-category selection and what a person reads."""
 
+import base64
 import json
 
 import dagster as dg
@@ -14,8 +15,11 @@ from ..consistency import (
     recorded_files,
     windows_recipe,
 )
+from ..diagnostics.files import current_diagnostics
+from ..diagnostics.summary import card_section
 from ..partitions import category_partitions, category_to_shards, shard_partitions
 from ..provenance import digest
+from ..report.diagnostics import diagnostics_section
 from ..report.html import render_report, write_report
 from ..report.inline_plots import inline_histograms
 from ..resources import AttentionScorer, DataRoot, Windowing
@@ -50,6 +54,7 @@ class SelectionConfig(dg.Config):
     keep_fraction: float | None = None
     token_budget: int | None = None
     threshold: float | None = None
+    heads: list[int] | None = None  # query heads averaged into ds and du (default: all)
 
     @model_validator(mode="after")
     def _check(self) -> "SelectionConfig":
@@ -63,11 +68,16 @@ class SelectionConfig(dg.Config):
             keep_fraction=self.keep_fraction,
             token_budget=self.token_budget,
             threshold=self.threshold,
+            heads=self.heads,
         )
 
 
 def current_files(
-    layout: DataLayout, category: str, windowing: Windowing, attention_scorer: AttentionScorer
+    layout: DataLayout,
+    category: str,
+    windowing: Windowing,
+    attention_scorer: AttentionScorer,
+    asset: str = LONGABC_DATASET,
 ) -> CategoryFiles:
     """The windows and scores of every shard of the current partition set, all current and
     made under one set of settings; otherwise a Failure naming each shard and what to run."""
@@ -78,7 +88,15 @@ def current_files(
     try:
         return category_files(layout, category, shard_partitions.get_partition_keys(), expected)
     except InconsistentDataError as exc:
-        raise dg.Failure(f"longabc_dataset {category}: {exc}") from exc
+        raise dg.Failure(f"{asset} {category}: {exc}") from exc
+
+
+def markdown_images(plots: dict[str, bytes]) -> str:
+    """PNGs as one markdown value the UI shows inline."""
+    return "\n\n".join(
+        f"**{name}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+        for name, png in plots.items()
+    )
 
 
 def _check_result(name: str, category: str, outcome: checks.CheckResult) -> dg.AssetCheckResult:
@@ -135,6 +153,7 @@ def longabc_dataset(
     out_dir = layout.category_dir(LONGABC_DATASET, category)
     settings = config.settings()
     models = checks.one_model(scores_files)
+    diagnostics = current_diagnostics(layout, category, scores_files)
     summary = export_category(
         windows_files,
         scores_files,
@@ -146,6 +165,7 @@ def longabc_dataset(
             "model": ", ".join(models[1]["models"]),
         },
         inputs=files.as_record(),
+        card_sections=[card_section(diagnostics, settings)],
     )
     context.log.info(
         f"{category}: kept {summary.kept:,} of {summary.n:,} windows "
@@ -199,7 +219,11 @@ def longabc_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg
     windows_files, scores_files = files.windows, files.scores
     settings = SelectionSettings(**recorded["settings"])
     result = select_category(windows_files, scores_files, **settings.options())
-    html_text = render_report(category, result, windows_files, recorded.get("settings_extra"))
+    diagnostics = current_diagnostics(data_root.layout, category, scores_files)
+    html_text = render_report(
+        category, result, windows_files, recorded.get("settings_extra"),
+        sections=[diagnostics_section(diagnostics)],
+    )  # fmt: skip
     path = data_root.layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
     write_report(html_text, path)
     plots = inline_histograms(result.table, result.summary.cut_lds)

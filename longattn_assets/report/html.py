@@ -60,12 +60,14 @@ def render_report(
     result: SelectionResult,
     windows_glob: duck.Source,
     extra_settings: Mapping[str, object] | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
-    """The report of one category's selection, its text previews read from ``windows_glob``."""
+    """The report of one category's selection, its text previews read from ``windows_glob``;
+    ``sections`` (HTML) follow the settings."""
     top, bottom = _extremes(result.table)
     ids = top.column("data_id").to_pylist() + bottom.column("data_id").to_pylist()
     previews = load_previews(windows_glob, ids)
-    return render_report_html(category, result, previews, extra_settings)
+    return render_report_html(category, result, previews, extra_settings, sections)
 
 
 def render_report_html(
@@ -73,6 +75,7 @@ def render_report_html(
     result: SelectionResult,
     previews: Mapping[str, str],
     extra_settings: Mapping[str, object] | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
     summary = result.summary.as_dict()
     settings = {**summary["settings"], **(extra_settings or {})}
@@ -112,6 +115,7 @@ def render_report_html(
             _key_values(stats),
             "<h2>Settings</h2>",
             _key_values(settings),
+            *sections,
             f"<h2>Top {top.num_rows} windows (highest LDS)</h2>",
             _windows(top, previews),
             f"<h2>Bottom {bottom.num_rows} windows (lowest LDS)</h2>",

@@ -13,6 +13,7 @@ import duckdb
 from longattn_assets.selection import duck
 from longattn_assets.selection.normalize import category_stats, float_sql, normalized_sql
 from longattn_assets.selection.rules import SelectionSettings, fraction_keep_count
+from longattn_assets.selection.select import create_scores_view
 
 CheckResult = tuple[bool, dict[str, object]]
 _EXAMPLES = 5
@@ -112,10 +113,7 @@ def selection_follows_rule(
     prefix reaching it, or everything; threshold: kept exactly when LDS >= x).
     """
     with duck.connect() as con:
-        con.execute(
-            "CREATE TEMP VIEW category_scores AS "
-            f"SELECT data_id, n_tokens, ds, du FROM {duck.parquet(scores_glob)}"
-        )
+        create_scores_view(con, scores_glob, settings.heads)
         stats = category_stats(con, "category_scores")
         ds_norm = normalized_sql("ds", settings.normalize, stats.ds)
         du_norm = normalized_sql("du", settings.normalize, stats.du)

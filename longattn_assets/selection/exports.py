@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +49,13 @@ def export_category(
     extra_settings: dict[str, object] | None = None,
     inputs: dict[str, object] | None = None,
     memory_limit: str = duck.DEFAULT_MEMORY_LIMIT,
+    card_sections: Sequence[str] = (),
 ) -> SelectionSummary:
     """Select a category and write every output into ``out_dir``.
 
     ``inputs`` (``consistency.CategoryFiles.as_record()``) names the shards and the
     fingerprints of the files read; it goes into selection.json and the dataset card.
+    ``card_sections``: markdown blocks the dataset card shows after its settings.
     """
     settings = settings or SelectionSettings()
     out = Path(out_dir)
@@ -65,6 +67,7 @@ def export_category(
     write_hf_dataset(
         out / SELECTED_FILE, out / HF_DIR, category=category, summary=summary,
         max_file_bytes=hf_file_bytes, extra_settings=extra_settings, inputs=inputs,
+        card_sections=card_sections,
     )  # fmt: skip
     record = {"category": category, **summary.as_dict(), "settings_extra": extra_settings or {},
               "inputs": inputs or {}}  # fmt: skip
@@ -93,6 +96,7 @@ def write_hf_dataset(
     max_file_bytes: int = DEFAULT_HF_FILE_BYTES,
     extra_settings: dict[str, object] | None = None,
     inputs: dict[str, object] | None = None,
+    card_sections: Sequence[str] = (),
 ) -> list[Path]:
     """Split the kept windows into train-*.parquet files of at most ``max_file_bytes`` of text.
 
@@ -130,6 +134,7 @@ def write_hf_dataset(
     card = dataset_card(
         category, summary, schema, source.metadata.num_rows,
         num_bytes=sum(f.stat().st_size for f in finals), extra_settings=extra_settings, inputs=inputs,
+        sections=card_sections,
     )  # fmt: skip
     write_text(card, Path(hf_dir) / "README.md")
     return finals
@@ -170,6 +175,7 @@ def dataset_card(
     num_bytes: int,
     extra_settings: dict[str, object] | None = None,
     inputs: dict[str, object] | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
     """A README.md with the YAML front matter the Hub and ``load_dataset`` read."""
     front = {
@@ -207,6 +213,7 @@ def dataset_card(
         "|---|---|",
         *(f"| {key} | {value} |" for key, value in settings.items()),
         "",
+        *sections,
         "## Statistics",
         "",
         "| statistic | value |",

@@ -1,8 +1,9 @@
-"""Selection settings: the normalization, alpha and the one rule that sets how many windows stay."""
+"""Selection settings: the normalization, alpha, the heads and the one rule that sets how many windows stay."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Literal
@@ -21,6 +22,13 @@ class SelectionSettings:
     alpha: float = DEFAULT_ALPHA
     rule: RuleKind = "fraction"
     value: float = DEFAULT_KEEP_FRACTION
+    # Query heads whose mean gives ds and du (None: every head, the paper's definition).
+    # scorer_diagnostics names the heads that separate natural text from controls best.
+    heads: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.heads is not None:  # read back from JSON as a list
+            object.__setattr__(self, "heads", tuple(self.heads))
 
     @classmethod
     def from_options(
@@ -31,6 +39,7 @@ class SelectionSettings:
         keep_fraction: float | None = None,
         token_budget: int | None = None,
         threshold: float | None = None,
+        heads: Sequence[int] | None = None,
     ) -> SelectionSettings:
         """Exactly one rule may be given; with none, keep the paper's top half.
 
@@ -48,16 +57,36 @@ class SelectionSettings:
             raise ValueError(f"give exactly one selection rule, got {sorted(given)}")
         rule, value = next(iter(given.items()), ("fraction", DEFAULT_KEEP_FRACTION))
         return cls(
-            normalize=check("normalize", normalize), alpha=check("alpha", alpha), rule=rule, value=value
+            normalize=check("normalize", normalize),
+            alpha=check("alpha", alpha),
+            rule=rule,
+            value=value,
+            heads=_heads(heads),
         )
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        facts = asdict(self)
+        facts["heads"] = None if self.heads is None else list(self.heads)
+        return facts
 
     def options(self) -> dict[str, object]:
         """The keyword arguments of ``from_options`` (and of the selection functions)."""
         rule_option = {"fraction": "keep_fraction"}.get(self.rule, self.rule)
-        return {"normalize": self.normalize, "alpha": self.alpha, rule_option: self.value}
+        return {
+            "normalize": self.normalize, "alpha": self.alpha, rule_option: self.value,
+            "heads": self.heads,
+        }  # fmt: skip
+
+
+def _heads(heads: Sequence[int] | None) -> tuple[int, ...] | None:
+    if heads is None:
+        return None
+    chosen = tuple(heads)
+    if not chosen or any(isinstance(h, bool) or int(h) != h or h < 0 for h in chosen):
+        raise ValueError(f"heads must be a non-empty list of head indices (0, 1, ...), not {heads!r}")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"heads must not repeat a head, got {heads!r}")
+    return tuple(int(h) for h in chosen)
 
 
 def fraction_keep_count(n: int, fraction: float) -> int:

@@ -8,6 +8,7 @@ shard globs; no Python loop touches the rows.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -75,12 +76,13 @@ def select_category(
     keep_fraction: float | None = None,
     token_budget: int | None = None,
     threshold: float | None = None,
+    heads: Sequence[int] | None = None,
     memory_limit: str = duck.DEFAULT_MEMORY_LIMIT,
 ) -> SelectionResult:
     """Rank every window of a category and mark the kept ones (keep_fraction 0.5 by default)."""
     settings = SelectionSettings.from_options(
         normalize=normalize, alpha=alpha, keep_fraction=keep_fraction,
-        token_budget=token_budget, threshold=threshold,
+        token_budget=token_budget, threshold=threshold, heads=heads,
     )  # fmt: skip
     with duck.connect(memory_limit) as con:
         summary = rank_windows(con, windows_glob, scores_glob, settings)
@@ -108,6 +110,7 @@ def write_selected_parquet(
     keep_fraction: float | None = None,
     token_budget: int | None = None,
     threshold: float | None = None,
+    heads: Sequence[int] | None = None,
     memory_limit: str = duck.DEFAULT_MEMORY_LIMIT,
 ) -> SelectionSummary:
     """Write the kept windows with their text (SELECTED_COLUMNS, rank order) to ``path``.
@@ -119,7 +122,7 @@ def write_selected_parquet(
     """
     settings = SelectionSettings.from_options(
         normalize=normalize, alpha=alpha, keep_fraction=keep_fraction,
-        token_budget=token_budget, threshold=threshold,
+        token_budget=token_budget, threshold=threshold, heads=heads,
     )  # fmt: skip
     with duck.connect(memory_limit) as con:
         summary = rank_windows(con, windows_glob, scores_glob, settings)
@@ -150,10 +153,7 @@ def rank_windows(
     settings: SelectionSettings,
 ) -> SelectionSummary:
     """Create the temp table ``ranked`` (RANKED_COLUMNS) on ``con`` and summarise it."""
-    con.execute(
-        "CREATE TEMP VIEW category_scores AS "
-        f"SELECT data_id, n_tokens, ds, du FROM {duck.parquet(scores_glob)}"
-    )
+    create_scores_view(con, scores_glob, settings.heads)
     stats = category_stats(con, "category_scores")
     ds_norm = normalized_sql("s.ds", settings.normalize, stats.ds)
     du_norm = normalized_sql("s.du", settings.normalize, stats.du)
@@ -192,6 +192,32 @@ def rank_windows(
         settings=settings, stats=stats, kept=int(kept),
         tokens_kept=int(tokens_kept), tokens_dropped=int(tokens_dropped), cut_lds=cut,
     )  # fmt: skip
+
+
+def create_scores_view(
+    con: duckdb.DuckDBPyConnection, scores_glob: str, heads: Sequence[int] | None
+) -> None:
+    """The temp view ``category_scores`` (data_id, n_tokens, ds, du) that selection ranks.
+
+    ds and du are the stored means over every head, or with ``heads`` the mean of those
+    heads' stored values, summed in the order given.
+    """
+    source = duck.parquet(scores_glob)
+    if heads:
+        fewest = con.execute(f"SELECT min(len(ds_heads)) FROM {source}").fetchall()[0][0]
+        if fewest is not None and max(heads) >= fewest:
+            raise ValueError(f"heads {list(heads)} out of range: the scores have {fewest} heads (0..{fewest - 1})")
+    con.execute(
+        "CREATE TEMP VIEW category_scores AS SELECT data_id, n_tokens, "
+        f"{head_mean_sql('ds', heads)} AS ds, {head_mean_sql('du', heads)} AS du FROM {source}"
+    )
+
+
+def head_mean_sql(score: str, heads: Sequence[int] | None) -> str:
+    if not heads:
+        return score
+    terms = " + ".join(f"{score}_heads[{int(h) + 1}]::DOUBLE" for h in heads)
+    return f"(({terms}) / {len(heads)})"
 
 
 def _kept_sql(settings: SelectionSettings, n: int) -> str:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -101,6 +102,16 @@ def test_demo_runs_everything_then_reuses_it(small_corpus: Path, tmp_path: Path)
     )
     assert reports["code"].is_file()
     assert any(line.strip().startswith("selection+report:") and "kept=" in line for line in said)
+    # The diagnostics: printed, in the report, and as the UI's metadata in the demo's instance.
+    record = json.loads((tmp_path / "demo/scorer_diagnostics/category=code/diagnostics.json").read_text())
+    assert any(line.strip() == record["advice"] for line in said)
+    page = reports["code"].read_text()
+    assert 'id="scorer-diagnostics"' in page and page.count('id="plot-diagnostics-') == 3
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "demo/.dagster"))
+    event = instance.get_latest_materialization_event(dg.AssetKey("scorer_diagnostics"))
+    meta = event.asset_materialization.metadata
+    assert meta["lds_auc_concatenated"].value == round(record["separation"]["concatenated"]["lds"]["auc"], 4)
+    assert meta["plots"].value.count("data:image/png;base64,") == 3
     selected = tmp_path / "demo/longabc_dataset/category=code/selected.parquet"
     before = selected.stat().st_mtime_ns
     said.clear()
@@ -112,7 +123,7 @@ def test_demo_runs_everything_then_reuses_it(small_corpus: Path, tmp_path: Path)
         categories=["code"],
         say=said.append,
     )
-    assert sum("up to date" in line for line in said) == 6  # ingest, 4 shards, selection
+    assert sum("up to date" in line for line in said) == 7  # ingest, 4 shards, diagnostics, selection
     assert selected.stat().st_mtime_ns == before
 
 
