@@ -46,6 +46,11 @@ class CorpusInput(dg.ConfigurableResource):
     memory_budget: str = settings.ingest_memory()
     workers: int = settings.ingest_workers()
 
+    @model_validator(mode="after")
+    def _check(self) -> CorpusInput:
+        check_fields(self, "corpus_input", ("memory_budget", "workers"))
+        return self
+
     @property
     def path(self) -> Path:
         return Path(self.input_dir).expanduser().absolute()

@@ -77,7 +77,7 @@ def window_size() -> int:
 
 def demo_window_size() -> int:
     """The configured window size, else the demo's (short windows keep the demo fast)."""
-    return int(_env("LONGATTN_WINDOW_SIZE", str(DEMO_WINDOW_SIZE)))
+    return checked_env("LONGATTN_WINDOW_SIZE", "window_size", DEMO_WINDOW_SIZE)
 
 
 def model_spec() -> str:
@@ -90,9 +90,9 @@ def device() -> str:
 
 def ingest_memory() -> str:
     """Memory budget of raw_corpus ingest, all its workers together (e.g. ``1GB``, ``512MB``)."""
-    return _env("LONGATTN_INGEST_MEMORY", DEFAULT_INGEST_MEMORY)
+    return checked_env("LONGATTN_INGEST_MEMORY", "memory_budget", DEFAULT_INGEST_MEMORY)
 
 
 def ingest_workers() -> int:
     """Processes that read input files in parallel (default: the CPUs this process may use)."""
-    return int(_env("LONGATTN_INGEST_WORKERS", str(len(os.sched_getaffinity(0)))))
+    return checked_env("LONGATTN_INGEST_WORKERS", "workers", len(os.sched_getaffinity(0)))

@@ -189,6 +189,9 @@ RULES: dict[str, Rule] = {
     "token_budget": integer(0),
     "threshold": number(),
     "duckdb_memory": Rule("a size such as 2GB or 512MiB", _memory),
+    # ingest
+    "memory_budget": Rule("a size such as 1GB or 512MiB", _memory),
+    "workers": integer(1),
     "cron": Rule("a cron expression of five fields, e.g. '0 3 * * *'", _cron),
     # Slurm
     "gpus_per_task": integer(0),

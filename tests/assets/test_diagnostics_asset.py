@@ -14,7 +14,8 @@ import torch
 from longattn_assets.definitions import assets
 from longattn_assets.partitions import shard_partitions
 from longattn_assets.resources import AttentionScorer, CorpusInput, DataRoot, Windowing
-from longattn_assets.scoring.scorer import Layer0Scorer
+from longattn_assets.scoring import scorer as scorer_module
+from longattn_assets.scoring.kernel_choice import KernelChoice
 from tests.corpus_fixtures import stdlib_sources, write_jsonl
 
 WINDOW = 256
@@ -157,14 +158,17 @@ def test_controls_and_diagnostics_are_the_same_on_a_rerun(scored):
 def test_the_card_and_report_never_show_diagnostics_of_other_scores(scored):
     root, resources, by_key = scored
     _diagnose(resources, by_key)
-    key = dg.MultiPartitionKey({"category": "code", "shard": "00000"})
+    # The category rescored under another rope_theta: current scores (the dataset takes only
+    # a category scored under one set of settings), not the ones the diagnostics were made from.
     other = resources | {"attention_scorer": AttentionScorer(device="cpu", rope_theta=10000.0)}
-    assert dg.materialize(
-        assets, selection=[by_key["scored_chunks"]], partition_key=key, resources=other
-    ).success
+    for shard in shard_partitions.get_partition_keys():
+        key = dg.MultiPartitionKey({"category": "code", "shard": shard})
+        assert dg.materialize(
+            assets, selection=[by_key["scored_chunks"]], partition_key=key, resources=other
+        ).success
     selection = [by_key["longabc_dataset"], by_key["longabc_report"]]
     assert dg.materialize(
-        assets, selection=selection, partition_key="code", resources=resources
+        assets, selection=selection, partition_key="code", resources=other
     ).success
     card = (root / "longabc_dataset/category=code/hf/README.md").read_text()
     assert "## Scorer diagnostics\n\nNot computed for these scores" in card
@@ -177,14 +181,14 @@ def random_statistics(monkeypatch):
     """A scorer that cannot separate anything: every head's ds and du are random numbers."""
     generator = torch.Generator().manual_seed(0)
 
-    def load_kernel(self, kernel):
-        def statistics(q, k):
-            heads = q.shape[0]
-            return torch.rand(heads, generator=generator), torch.rand(heads, generator=generator)
+    def statistics(q, k):
+        heads = q.shape[0]
+        return torch.rand(heads, generator=generator), torch.rand(heads, generator=generator)
 
-        return "random", statistics
+    def choose(*args, **kwargs):
+        return KernelChoice("random", statistics, "random")
 
-    monkeypatch.setattr(Layer0Scorer, "_load_kernel", load_kernel)
+    monkeypatch.setattr(scorer_module, "choose_statistics_kernel", choose)
 
 
 def test_the_check_warns_when_the_scorer_cannot_separate(
