@@ -291,7 +291,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"LongAttn demo: {corpus}, embedded SmolLM2, windows of {window_size} tokens")
         print(f"data root: {data_root.absolute()}")
         print(f"Dagster instance: {home or data_root.absolute() / '.dagster'}")
-        categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
+        categories = args.categories or None  # already a list: validation.py's "categories" rule
         reports = run_demo(
             data_root,
             window_size=window_size,
