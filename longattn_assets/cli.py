@@ -227,7 +227,7 @@ def _browse(args: argparse.Namespace) -> int:
         # the dataset's own files (the current shards) and, unless a rule is given, its
         # settings, so kept and dropped match longabc_dataset
         recorded = json.loads(recorded_path.read_text())
-        files = recorded_files(recorded["inputs"])
+        files = recorded_files(recorded["inputs"], layout.root)
         windows, scores = files.windows, files.scores
         if not _rule_given(args):
             chosen = SelectionSettings(**recorded["settings"])

@@ -181,8 +181,14 @@ class CategoryFiles:
     windows_recipe: Mapping[str, Any] = field(default_factory=dict)
     scores_recipe: Mapping[str, Any] = field(default_factory=dict)
 
-    def as_record(self) -> dict[str, Any]:
-        return {"shards": self.shards, "windows_recipe": dict(self.windows_recipe),
+    def as_record(self, root: Path | None = None) -> dict[str, Any]:
+        """For selection.json and the card; file paths relative to ``root`` (the data root)
+        when under it, so the record is the same bytes wherever the data root lies."""
+        shards = [
+            {**shard, **{key: _relative(shard[key], root) for key in ("windows_file", "scores_file")}}
+            for shard in self.shards
+        ]
+        return {"shards": shards, "windows_recipe": dict(self.windows_recipe),
                 "scores_recipe": dict(self.scores_recipe)}  # fmt: skip
 
     @staticmethod
@@ -236,10 +242,25 @@ def _recipe_text(recipe: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={recipe[key]}" for key in sorted(recipe))
 
 
-def recorded_files(record: Mapping[str, Any]) -> CategoryFiles:
-    """The files a selection recorded (``CategoryFiles.as_record``), refused if any changed since."""
+def _relative(path: str, root: Path | None) -> str:
+    if root is None or not Path(path).is_relative_to(root):
+        return path
+    return Path(path).relative_to(root).as_posix()
+
+
+def recorded_files(record: Mapping[str, Any], root: Path | None = None) -> CategoryFiles:
+    """The files a selection recorded (``CategoryFiles.as_record``), refused if any changed since;
+    relative paths are under ``root`` (the data root)."""
     if not record.get("shards"):
         raise InconsistentDataError("the selection records no input shards (made by an older version)")
+    base = root or Path()
+    record = {
+        **record,
+        "shards": [
+            {**shard, **{key: str(base / shard[key]) for key in ("windows_file", "scores_file")}}
+            for shard in record["shards"]
+        ],
+    }
     changed = []
     for shard in record["shards"]:
         for kind in ("windows", "scores"):

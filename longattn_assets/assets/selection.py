@@ -164,7 +164,7 @@ def longabc_dataset(
             "window_size": windowing.window_size,
             "model": ", ".join(models[1]["models"]),
         },
-        inputs=files.as_record(),
+        inputs=files.as_record(layout.root),
         card_sections=[card_section(diagnostics, settings)],
     )
     context.log.info(
@@ -213,7 +213,7 @@ def longabc_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg
     dataset_dir = data_root.layout.category_dir(LONGABC_DATASET, category)
     recorded = json.loads((dataset_dir / SUMMARY_FILE).read_text())
     try:
-        files = recorded_files(recorded["inputs"])
+        files = recorded_files(recorded["inputs"], data_root.layout.root)
     except InconsistentDataError as exc:
         raise dg.Failure(f"longabc_report {category}: {exc}") from exc
     windows_files, scores_files = files.windows, files.scores

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,9 @@ OUTPUTS = {
 }
 ORDER = list(OUTPUTS)
 KILLED = -signal.SIGKILL
+# The stages run one shard (00000): with one shard in the partition set it is the whole
+# category, so the selection takes it (it refuses a category with unscored shards).
+CHILD_ENV = {**os.environ, "LONGATTN_NUM_SHARDS": "1"}
 
 
 def stage_command(stage: str, root: Path, input_dir: Path, window: int, resume_chunk: int) -> list[str]:
@@ -46,7 +50,9 @@ def run_child(
     to the end. Timing from the marker, not from the start, puts the kill inside the work
     rather than inside Python's imports.
     """
-    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        command, cwd=REPO, env=CHILD_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     seen = threading.Event()
     tail: list[str] = []
 
