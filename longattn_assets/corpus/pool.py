@@ -56,6 +56,9 @@ def _serve(control: Any, tasks: Any, results: Any, caller: int) -> None:
             while (task := _get(tasks, caller)) is not None:
                 results.put(("report", worker.handle(task)))
             results.put(("final", worker.finish()))
+    except OSError as exc:
+        # a full disk or a missing file is the user's to fix: said in one line, not a traceback
+        results.put(("os-error", (exc.errno, str(exc))))
     except BaseException:
         results.put(("error", traceback.format_exc()))
 
@@ -110,6 +113,8 @@ class WorkerPool:
             kind, payload = self._next_result()
             if kind == "error":
                 raise WorkerFailedError(f"an ingest worker failed:\n{payload}")
+            if kind == "os-error":
+                raise OSError(*payload)
             (on_report if kind == "report" else finals.append)(payload)
         return finals
 

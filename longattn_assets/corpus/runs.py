@@ -10,6 +10,7 @@ hash, so duplicates always meet in one bucket.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,9 +43,15 @@ def sorted_unique(table: pa.Table) -> tuple[pa.Table, pa.Table]:
 def write_run(table: pa.Table, path: Path) -> int:
     """Write sorted rows as a run of small batches; return their Arrow bytes."""
     rows_per_batch = max(1, int(len(table) * RUN_BATCH_BYTES / max(table.nbytes, 1)))
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=_IPC_OPTIONS) as writer:
-        for batch in table.to_batches(max_chunksize=rows_per_batch):
-            writer.write_batch(batch)
+    try:
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=_IPC_OPTIONS) as writer:
+            for batch in table.to_batches(max_chunksize=rows_per_batch):
+                writer.write_batch(batch)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC or "No space left" in str(exc):
+            # pyarrow's message names no path; the scratch folder is removed when ingest fails
+            raise OSError(errno.ENOSPC, f"no space left to write {path} (ingest's sorted runs): {exc}") from exc
+        raise
     return table.nbytes
 
 

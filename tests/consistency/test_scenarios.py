@@ -91,7 +91,7 @@ def test_demo_rerun_with_nothing_changed_redoes_nothing(counts, corpus, scratch,
     selected = root / "longabc_dataset/category=code/selected.parquet"
     before = selected.stat().st_mtime_ns
     said = run_demo(counts, 2, root, corpus)
-    assert sum("up to date" in line for line in said) == 4  # raw_corpus, 2 shards, selection
+    assert sum("up to date" in line for line in said) == 5  # raw_corpus, 2 shards, diagnostics, selection
     assert selected.stat().st_mtime_ns == before
 
 
