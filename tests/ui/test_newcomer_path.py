@@ -110,10 +110,10 @@ def test_demo_cli_and_ui_share_one_instance_and_the_ui_shows_runs_and_plots(tmp_
         assert data["shouldShowNux"] is False
         stats = {"/".join(n["assetKey"]["path"]): n["partitionStats"] for n in data["assetNodes"]}
         assert stats["windowed_chunks"] == stats["scored_chunks"] == {"numMaterialized": 4, "numPartitions": 4}
-        for asset in ("raw_corpus", "longabc_dataset", "longabc_report"):
+        for asset in ("raw_corpus", "scorer_diagnostics", "longabc_dataset", "longabc_report"):
             assert stats[asset] == {"numMaterialized": 1, "numPartitions": 1}
         run_ids = [r["runId"] for r in data["runsOrError"]["results"]]
-        assert len(run_ids) == 7  # the demo's six steps and the CLI's run
+        assert len(run_ids) == 8  # the demo's seven steps (diagnostics included) and the CLI's run
 
         browser = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
