@@ -23,8 +23,8 @@ from longattn_assets.windows.chunking import WindowSpec
 from longattn_assets.windows.files import window_raw_shard
 
 from ..conftest import KILL_WINDOW, RESUME_CHUNK
-from ..kill.harness import ORDER
-from ..pipeline import materialize, snapshot
+from ..kill.harness import ORDER, run_child, stage_command
+from ..pipeline import snapshot
 from ..record import record
 
 WINDOW = 128
@@ -33,8 +33,8 @@ WINDOW = 128
 def test_a_rerun_in_another_process_gives_every_file_byte_for_byte(reference, code_input: Path, tmp_path: Path):
     _, _, expected = reference
     root = tmp_path / "root"
-    for stage in ORDER:
-        materialize(stage, root, code_input, window=KILL_WINDOW, resume_chunk_windows=RESUME_CHUNK)
+    for stage in ORDER:  # child processes, with the reference's environment (one shard)
+        assert run_child(stage_command(stage, root, code_input, KILL_WINDOW, RESUME_CHUNK))[0] == 0
     assert snapshot(root) == expected
     assert {Path(p).suffix for p in expected} >= {".parquet", ".jsonl", ".json", ".html", ".md"}
     rows = sum(pq.read_metadata(root / p).num_rows for p in expected if p.endswith(".parquet"))
