@@ -24,15 +24,13 @@ from ..diagnostics.files import (
 )
 from ..diagnostics.summary import REPLICATES, SCORES, diagnose, markdown_table
 from ..model.tokenizer import ModelTokenizer
-from ..partitions import category_partitions, category_to_shards
+from ..partitions import category_partitions
 from ..report.diagnostics import diagnostics_plots
 from ..resources import AttentionScorer, DataRoot, Windowing
 from ..selection import checks, duck
 from ..selection.select import rank_windows
 from ..storage import check_key, write_parquet, write_text
-from .scoring import scored_chunks
-from .selection import SelectionConfig, current_files, markdown_images
-from .windows import windowed_chunks
+from .selection import CATEGORY_SHARD_FILES, SelectionConfig, current_files, markdown_images
 
 SEPARATION_CHECK = "lds_separates_concatenated"
 
@@ -95,10 +93,7 @@ def _controls(
 
 @dg.asset(
     partitions_def=category_partitions,
-    deps=[
-        dg.AssetDep(scored_chunks, partition_mapping=category_to_shards),
-        dg.AssetDep(windowed_chunks, partition_mapping=category_to_shards),
-    ],
+    deps=CATEGORY_SHARD_FILES,
     group_name="selection",
     kinds={"pytorch", "parquet"},
     pool="gpu",

@@ -120,12 +120,16 @@ def _check_result(name: str, category: str, outcome: checks.CheckResult) -> dg.A
     return dg.AssetCheckResult(check_name=name, passed=bool(passed), metadata=metadata)
 
 
+# What a per-category step reads: every shard's windows and scores.
+CATEGORY_SHARD_FILES = [
+    dg.AssetDep(scored_chunks, partition_mapping=category_to_shards),
+    dg.AssetDep(windowed_chunks, partition_mapping=category_to_shards),
+]
+
+
 @dg.asset(
     partitions_def=category_partitions,
-    deps=[
-        dg.AssetDep(scored_chunks, partition_mapping=category_to_shards),
-        dg.AssetDep(windowed_chunks, partition_mapping=category_to_shards),
-    ],
+    deps=CATEGORY_SHARD_FILES,
     group_name="selection",
     kinds={"duckdb", "parquet"},
     check_specs=[
