@@ -106,7 +106,7 @@ def test_partly_scored_category_is_refused_naming_the_shard(counts, corpus, scra
     assert "1 of 3 shards of 'code' are not ready" in message
     assert "code|00002: scored_chunks is missing (run: materialize scored_chunks code|00002)" in message
     definitions = __import__("longattn_assets.definitions", fromlist=["defs"])
-    job = definitions.defs.get_job_def("selection_job")
+    job = definitions.defs.resolve_job_def("selection_job")
     module = counts.use(3)
     result = job.execute_in_process(
         partition_key="code", raise_on_error=False,
@@ -121,7 +121,7 @@ def test_partly_scored_category_is_refused_naming_the_shard(counts, corpus, scra
     record = json.loads((root / "longabc_dataset/category=code/selection.json").read_text())
     card = (root / "longabc_dataset/category=code/hf/README.md").read_text()
     for shard in record["inputs"]["shards"]:
-        scores = pq.read_schema(shard["scores_file"]).metadata[b"longattn.provenance"]
+        scores = pq.read_schema(root / shard["scores_file"]).metadata[b"longattn.provenance"]
         assert json.loads(scores)["fingerprint"] == shard["scores"]
         assert f"| {shard['shard']} | {shard['windows']} | {shard['scores']} |" in card
     assert [s["shard"] for s in record["inputs"]["shards"]] == ["00000", "00001", "00002"]

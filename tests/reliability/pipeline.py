@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -84,11 +85,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", default="00000")
     parser.add_argument("--batch-tokens", type=int, default=65536)
     parser.add_argument("--resume-chunk", type=int, default=256)
+    parser.add_argument("--metadata-out", type=Path, help="write the stage's materialization metadata here (JSON)")
     args = parser.parse_args(argv)
     result = materialize(
         args.stage, args.root, args.input, window=args.window, category=args.category,
         shard=args.shard, batch_tokens=args.batch_tokens, resume_chunk_windows=args.resume_chunk,
     )  # fmt: skip
+    if args.metadata_out is not None:
+        recorded = {
+            str(event.asset_key.to_user_string()): {name: value.value for name, value in event.metadata.items()}
+            for event in result.get_asset_materialization_events()
+            for event in [event.materialization]
+        }
+        args.metadata_out.write_text(json.dumps(recorded, default=str))
     return 0 if result.success else 1
 
 
