@@ -17,7 +17,11 @@ def tokenizer():
 @pytest.fixture
 def small_corpus(tmp_path: Path) -> Path:
     """An input folder with categories 'code' and 'book' of real stdlib text in two files each."""
-    root = tmp_path / "input"
+    return write_small_corpus(tmp_path / "input")
+
+
+def write_small_corpus(root: Path) -> Path:
+    """Write the small corpus (see ``small_corpus``) under ``root``; return ``root``."""
     for category, offset in (("code", 0), ("book", 40)):
         docs = stdlib_sources(24, min_chars=2_000, offset=offset)
         rows = [{"id": f"{category}/{name}", "text": text} for name, text in docs]

@@ -1,5 +1,6 @@
 """scored_chunks, longabc_dataset and longabc_report materialized through Dagster."""
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -9,19 +10,27 @@ import pytest
 from longattn_assets.definitions import assets
 from longattn_assets.partitions import shard_partitions
 from longattn_assets.resources import AttentionScorer, CorpusInput, DataRoot, Windowing
+from tests.conftest import write_small_corpus
 
 WINDOW = 256
 
 
-@pytest.fixture
-def scored_root(small_corpus: Path, tmp_path: Path):
-    root = tmp_path / "data"
-    resources = {
+def _resources(root: Path, corpus: Path) -> dict:
+    return {
         "data_root": DataRoot(root=str(root)),
-        "corpus_input": CorpusInput(input_dir=str(small_corpus)),
+        "corpus_input": CorpusInput(input_dir=str(corpus)),
         "windowing": Windowing(window_size=WINDOW),
         "attention_scorer": AttentionScorer(device="cpu"),
     }
+
+
+@pytest.fixture(scope="module")
+def scored_template(tmp_path_factory: pytest.TempPathFactory):
+    """One data root with category 'code' ingested, windowed and scored, built once per module."""
+    base = tmp_path_factory.mktemp("scored")
+    corpus = write_small_corpus(base / "input")
+    root = base / "data"
+    resources = _resources(root, corpus)
     by_key = {a.key.to_user_string(): a for a in assets}
     assert dg.materialize(
         assets, selection=[by_key["raw_corpus"]], partition_key="code", resources=resources
@@ -37,7 +46,16 @@ def scored_root(small_corpus: Path, tmp_path: Path):
         )
         assert result.success
         results.append(result)
-    return root, resources, by_key, results
+    return corpus, root, by_key, results
+
+
+@pytest.fixture
+def scored_root(scored_template, tmp_path: Path):
+    """A copy of the scored template root for one test to change."""
+    corpus, template, by_key, results = scored_template
+    root = tmp_path / "data"
+    shutil.copytree(template, root)
+    return root, _resources(root, corpus), by_key, results
 
 
 def test_scored_chunks_files_and_metadata(scored_root):
