@@ -17,6 +17,8 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from .memory import worker_environment
+
 _POLL_S = 0.5
 _PRELOAD = ["longattn_assets.corpus.ingest"]
 
@@ -78,8 +80,9 @@ class WorkerPool:
                 context.Process(target=_serve, args=(c, self._tasks, self._results, os.getpid()), daemon=True)
                 for c in self._controls
             ]
-            for process in self._workers:
-                process.start()
+            with worker_environment():  # the fork server is started by the first start()
+                for process in self._workers:
+                    process.start()
 
     def __enter__(self) -> WorkerPool:
         return self

@@ -87,6 +87,28 @@ def test_a_pool_hands_every_task_to_one_worker_and_keeps_its_state_across_phases
     assert sorted(n for seen in again for n in seen) == [10, 11]
 
 
+class _ArrowPool:
+    """Reports the allocator Arrow's C++ code uses in the worker's process (before any override)."""
+
+    def handle(self, task: int) -> str:
+        import pyarrow as pa
+
+        return pa.default_memory_pool().backend_name
+
+    def finish(self) -> str:
+        return os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "")
+
+
+def test_worker_processes_allocate_arrow_memory_with_malloc_and_leave_the_caller_as_it_was():
+    """mimalloc keeps freed pages: a worker using it holds memory it no longer uses (see memory.py)."""
+    before = os.environ.get("ARROW_DEFAULT_MEMORY_POOL")
+    reports: list[str] = []
+    with WorkerPool(2) as pool:
+        finals = pool.run(_ArrowPool, range(4), reports.append)
+    assert reports == ["system"] * 4 and finals == ["system", "system"]
+    assert os.environ.get("ARROW_DEFAULT_MEMORY_POOL") == before
+
+
 @pytest.mark.parametrize(("task", "message"), [(13, "ValueError: thirteen"), (17, "exit code -9")])
 def test_a_failing_or_killed_worker_fails_the_ingest_with_the_reason(task, message):
     with pytest.raises(WorkerFailedError, match=message), WorkerPool(2) as pool:
