@@ -17,8 +17,8 @@ is. ``--distinct-gb`` stops the distinct text early (building it reads every sou
 
 Each run materializes ``raw_corpus`` through Dagster (an ephemeral instance) in a fresh
 process with a fresh data root. The memory of a run is the highest sum over that process
-and all of its children (the worker processes and their fork server), sampled every 20 ms
-(a peak shorter than that can be missed): of RSS, which counts a page shared by several
+and all of its children (the worker processes and their fork server), sampled every 100 ms
+(a peak shorter than that can be missed; sampling every 20 ms took a third of a core): of RSS, which counts a page shared by several
 processes (libraries, the fork server's imports) once in each, and of PSS (proportional set
 size, /proc/PID/smaps_rollup), which splits it between them, so the PSS sum is what the
 tree really holds. *base* is the process's RSS just before ingest starts (Python, Dagster,
@@ -44,6 +44,7 @@ from pathlib import Path
 
 GB = 1e9
 FILE_BYTES = 32 << 20
+SAMPLE_S = 0.1
 TEXT_SUFFIXES = (".py", ".pyi", ".pyx", ".pxd", ".h", ".hpp", ".c", ".cc", ".cpp", ".md", ".rst", ".txt", ".tex", ".pl", ".pm", ".el")
 TREES = [
     Path("/usr/share/doc"),
@@ -255,14 +256,21 @@ def run_once(input_dir: Path, root: Path, shards: int, workers: int, budget: str
     command = [sys.executable, __file__, "--child", str(input_dir), str(root), str(workers), budget]
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     peak_rss = peak_pss = 0
+    at_peak: dict = {}
+    started = time.perf_counter()
     while child.poll() is None:
         tree = [child.pid, *_children(child.pid)]
         peak_rss = max(peak_rss, sum(_rss(p) for p in tree))
-        peak_pss = max(peak_pss, sum(_pss(p) for p in tree))
-        time.sleep(0.02)
+        pss = {p: _pss(p) for p in tree}
+        if sum(pss.values()) > peak_pss:
+            peak_pss = sum(pss.values())
+            at_peak = {"seconds": round(time.perf_counter() - started, 1), "pss_mb": [round(v / 2**20) for v in pss.values()]}
+        time.sleep(SAMPLE_S)
     out = child.stdout.read()
     if child.returncode != 0:
         raise SystemExit(f"run failed ({child.returncode}): {out[-2000:]}")
+    # where the peak was: seconds into the run and the PSS of each process (step first)
+    print(f"  peak of the tree: {at_peak}", file=sys.stderr, flush=True)
     return json.loads(out.strip().splitlines()[-1]) | {"peak_rss": peak_rss, "peak_pss": peak_pss}
 
 
