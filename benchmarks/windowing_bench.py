@@ -24,7 +24,7 @@ from longattn_assets.corpus.records import Document, read_file
 from longattn_assets.model.tokenizer import load_tokenizer
 from longattn_assets.settings import DEFAULT_CATEGORIES, SAMPLE_CORPUS_DIR
 from longattn_assets.windows.chunking import WindowSpec, WindowStats, window_batch
-from longattn_assets.windows.files import DOCS_PER_BATCH, write_windows
+from longattn_assets.windows.files import DOCS_PER_BATCH, files_provenance, write_windows
 from longattn_assets.windows.ids import document_hash
 
 
@@ -77,7 +77,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         def parquet() -> None:
-            write_windows(tables, tokenizer, spec, Path(tmp) / "w.parquet")
+            record = files_provenance(spec, tokenizer, "benchmark")
+            write_windows(tables, tokenizer, spec, Path(tmp) / "w.parquet", provenance=record)
 
         rows = [("bare tokenizers encode_batch_fast", best(bare, args.repeat))]
         rows.append(("windowing (Arrow table)", best(windows, args.repeat)))
