@@ -236,6 +236,16 @@ def _pss(pid: int) -> int:
     return 0
 
 
+def _cpu_ticks(pid: int) -> int | None:
+    """User + system CPU ticks of a process so far (/proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
 def _children(pid: int) -> list[int]:
     found, stack = [], [pid]
     while stack:
@@ -257,11 +267,13 @@ def run_once(input_dir: Path, root: Path, shards: int, workers: int, budget: str
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     peak_rss = peak_pss = 0
     at_peak: dict = {}
+    cpu_seen: dict[int, int] = {}  # CPU ticks of each process of the tree, last seen
     started = time.perf_counter()
     while child.poll() is None:
         tree = [child.pid, *_children(child.pid)]
         peak_rss = max(peak_rss, sum(_rss(p) for p in tree))
         pss = {p: _pss(p) for p in tree}
+        cpu_seen.update({p: t for p in tree if (t := _cpu_ticks(p)) is not None})
         if sum(pss.values()) > peak_pss:
             peak_pss = sum(pss.values())
             at_peak = {"seconds": round(time.perf_counter() - started, 1), "pss_mb": [round(v / 2**20) for v in pss.values()]}
@@ -271,7 +283,8 @@ def run_once(input_dir: Path, root: Path, shards: int, workers: int, budget: str
         raise SystemExit(f"run failed ({child.returncode}): {out[-2000:]}")
     # where the peak was: seconds into the run and the PSS of each process (step first)
     print(f"  peak of the tree: {at_peak}", file=sys.stderr, flush=True)
-    return json.loads(out.strip().splitlines()[-1]) | {"peak_rss": peak_rss, "peak_pss": peak_pss}
+    cpu = sum(cpu_seen.values()) / os.sysconf("SC_CLK_TCK")
+    return json.loads(out.strip().splitlines()[-1]) | {"peak_rss": peak_rss, "peak_pss": peak_pss, "cpu_s": cpu}
 
 
 def child(input_dir: str, root: str, workers: str, budget: str) -> None:
@@ -306,7 +319,7 @@ def main() -> None:
     corpus, manifest = build_corpus(args.work / "corpus", max(args.sizes) * GB, args.allow_variants, args.distinct_gb * GB)
     print(f"corpus: {len(corpus)} files under {args.work / 'corpus'}; {manifest}; load average {os.getloadavg()}", flush=True)
     header = (
-        "| input GB | shards | workers | wall s | s per GB | MB/s | speed-up | peak RSS MB (tree sum) "
+        "| input GB | shards | workers | wall s | s per GB | MB/s | speed-up | CPU s (tree) | peak RSS MB (tree sum) "
         "| peak PSS MB (tree sum) | base MB | peak PSS - base MB | budget MB | within budget | load avg |"
     )
     print(header)
@@ -327,7 +340,7 @@ def main() -> None:
             speedup = f"{rate / single:.2f}x" if single and workers != 1 else "-"
             added = result["peak_pss"] - result["base_rss"]
             print(
-                f"| {actual / GB:.2f} | {shards} | {result['workers']} | {seconds:.1f} | {seconds / (actual / GB):.1f} | {rate:.1f} | {speedup} "
+                f"| {actual / GB:.2f} | {shards} | {result['workers']} | {seconds:.1f} | {seconds / (actual / GB):.1f} | {rate:.1f} | {speedup} | {result['cpu_s']:.1f} "
                 f"| {result['peak_rss'] / 2**20:,.0f} | {result['peak_pss'] / 2**20:,.0f} | {result['base_rss'] / 2**20:,.0f} "
                 f"| {added / 2**20:,.0f} | {budget / 2**20:,.0f} "
                 f"| {'yes' if added <= budget else 'NO'} | {os.getloadavg()[0]:.1f} |",

@@ -73,6 +73,8 @@ def _text_problem(text: object) -> str | None:
         return f"text is {type(text).__name__}, not a string"
     if not text.strip():
         return "empty or whitespace-only text"
+    if text.isascii():  # O(1) in CPython: an ASCII string holds no surrogate
+        return None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
