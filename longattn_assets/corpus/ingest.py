@@ -1,7 +1,7 @@
 """Ingest one category's input folder into raw_corpus shards plus a rejects file.
 
-Files are read, validated and hashed by worker processes (each file by one worker, the
-largest first), under one memory budget (:mod:`.budget`); then the shards are sorted and
+Files are read, validated and hashed by worker processes (each file, or each range of a
+large plain JSON-lines file, by one worker, the largest first), under one memory budget (:mod:`.budget`); then the shards are sorted and
 written by the same number of workers (:mod:`.sharding`). The files written depend only on
 the input files and the shard count: not on the workers, the budget or the timing.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +23,8 @@ from .budget import DEFAULT_BUDGET, MemoryPlan, parse_size
 from .memory import release_memory, use_system_allocator
 from .pool import WorkerPool
 from .progress import READING, WRITING, IngestProgress
-from .records import category_files, read_file
+from .ranges import RANGE_BYTES, LineRange, line_ranges
+from .records import category_files, file_problem, read_file
 from .rejects import merge_reject_runs
 from .sharding import IngestStats, RouterResult, ShardResult, ShardRouter, write_shard
 
@@ -69,10 +71,13 @@ def input_fingerprint(input_dir: Path, category: str) -> str:
 
 @dataclass(frozen=True)
 class _ReadTask:
+    """A file to read, or one range of lines of it; ``size``: its bytes; ``index``: the file's."""
+
     index: int
     path: Path
     source: str
     size: int
+    span: LineRange | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ class _ReadWorker:
         self.folder = config.folder
 
     def handle(self, task: _ReadTask) -> _ReadTask:
-        for item in read_file(task.path, source=task.source, root=self.folder):
+        for item in read_file(task.path, source=task.source, root=self.folder, span=task.span):
             self.router.add(item)
         return task
 
@@ -144,7 +149,8 @@ class _Tracker:
 
     def __init__(self, category: str, tasks: list[_ReadTask], num_shards: int, report: Callable[[IngestProgress], None] | None):
         self.category, self.report = category, report
-        self.files_total, self.bytes_total = len(tasks), sum(t.size for t in tasks)
+        self.ranges_left = Counter(t.index for t in tasks)  # a file is read once all its ranges are
+        self.files_total, self.bytes_total = len(self.ranges_left), sum(t.size for t in tasks)
         self.files_done = self.bytes_done = self.shards_done = 0
         self.num_shards = num_shards
         self.started = self.step_started = time.perf_counter()
@@ -152,7 +158,8 @@ class _Tracker:
         self.shards: dict[int, ShardResult] = {}
 
     def file_read(self, task: _ReadTask) -> None:
-        self.files_done += 1
+        self.ranges_left[task.index] -= 1
+        self.files_done += self.ranges_left[task.index] == 0
         self.bytes_done += task.size
         self._report()
 
@@ -184,6 +191,21 @@ def _file_size(path: Path) -> int:
         return 0  # the reader rejects it with the reason
 
 
+def _read_tasks(files: list[Path], folder: Path, range_bytes: int | None) -> list[_ReadTask]:
+    """One task per file; with ``range_bytes``, one per range of a large plain JSON-lines file."""
+    tasks = []
+    for index, path in enumerate(files):
+        source = path.relative_to(folder).as_posix()
+        spans = None
+        if range_bytes is not None and file_problem(path, folder) is None:
+            spans = line_ranges(path, range_bytes)
+        if spans is None:
+            tasks.append(_ReadTask(index, path, source, _file_size(path)))
+        else:
+            tasks += [_ReadTask(index, path, source, span.end - span.start, span) for span in spans]
+    return tasks
+
+
 def ingest_category(
     input_dir: Path,
     category: str,
@@ -191,23 +213,26 @@ def ingest_category(
     num_shards: int,
     progress: Callable[[IngestProgress], None] | None = None,
     plan: MemoryPlan = DEFAULT_PLAN,
+    range_bytes: int = RANGE_BYTES,
 ) -> IngestStats:
     """Read every file of ``input_dir/category`` and write its documents into shards.
 
     ``plan.workers`` processes read the files and then write the shards, within ``plan``'s
-    memory budget all together.
+    memory budget all together. With several workers, a large plain JSON-lines file is
+    read as ranges of about ``range_bytes`` (:mod:`.ranges`), so a few huge files still
+    keep every worker busy; what is written is the same either way.
     """
     files = input_files(input_dir, category)
     folder = input_dir / category
     source = files_fingerprint(files, relative_to=folder)
-    tasks = [_ReadTask(i, p, p.relative_to(folder).as_posix(), _file_size(p)) for i, p in enumerate(files)]
+    tasks = _read_tasks(files, folder, range_bytes if plan.workers > 1 else None)
     tracker = _Tracker(category, tasks, num_shards, progress)
     processes = max(1, min(plan.workers, max(len(tasks), num_shards)))
     with work_dir(layout.root / ".work", "ingest") as tmp, WorkerPool(processes) as pool:
         scratch = Path(tmp)
         routed: list[RouterResult] = pool.run(
             partial(_ReadWorker, _ReadConfig(num_shards, scratch, plan.spill_bytes, folder)),
-            sorted(tasks, key=lambda t: (-t.size, t.index)),
+            sorted(tasks, key=lambda t: (-t.size, t.index, t.span.start if t.span else 0)),
             tracker.file_read,
         )
         runs = {shard: sorted(run for r in routed for run in r.runs.get(shard, [])) for shard in range(num_shards)}

@@ -24,7 +24,6 @@ from functools import cache
 
 import pyarrow as pa
 
-
 # Read by Arrow's C++ library when it loads: processes started with it allocate with malloc.
 WORKER_ENVIRONMENT = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
 

@@ -25,9 +25,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow.parquet as pq
 import zstandard
+
+from .ranges import LineRange
 
 TEXT_FIELDS = ("content", "text")
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -116,8 +119,22 @@ class TruncatedStream(OSError):
     """A compressed file that ends before its stream does."""
 
 
-def _decompressed_chunks(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """The file's bytes, decompressed incrementally so damage loses only what follows it."""
+def _blocks(handle: BinaryIO, span: LineRange | None, chunk_bytes: int) -> Iterator[bytes]:
+    """The file's bytes in chunks: all of them, or those of ``span``."""
+    if span is None:
+        while chunk := handle.read(chunk_bytes):
+            yield chunk
+        return
+    handle.seek(span.start)
+    left = span.end - span.start
+    while left > 0 and (chunk := handle.read(min(chunk_bytes, left))):
+        left -= len(chunk)
+        yield chunk
+
+
+def _decompressed_chunks(path: Path, span: LineRange | None = None, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The file's bytes (those of ``span`` only, in a plain file), decompressed incrementally
+    so damage loses only what follows it."""
     name = path.name.lower()
     if name.endswith(".gz"):
         new = partial(zlib.decompressobj, 16 + zlib.MAX_WBITS)
@@ -127,7 +144,7 @@ def _decompressed_chunks(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[byt
         new = None
     with open(path, "rb") as handle:
         decompressor = new() if new else None
-        while chunk := handle.read(chunk_bytes):
+        for chunk in _blocks(handle, span, chunk_bytes):
             if decompressor is None:
                 yield chunk
                 continue
@@ -140,9 +157,9 @@ def _decompressed_chunks(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[byt
             raise TruncatedStream(f"compressed stream ends early (truncated {path.suffix} file)")
 
 
-def _lines(path: Path) -> Iterator[bytes]:
+def _lines(path: Path, span: LineRange | None = None) -> Iterator[bytes]:
     pending: list[bytes] = []  # pieces of a line longer than a chunk, joined once
-    for chunk in _decompressed_chunks(path):
+    for chunk in _decompressed_chunks(path, span):
         *complete, tail = chunk.split(b"\n")
         if complete:
             complete[0] = b"".join([*pending, complete[0]])
@@ -153,17 +170,18 @@ def _lines(path: Path) -> Iterator[bytes]:
         yield last
 
 
-def _spread_over_lines(raw: bytes) -> bool:
+def spread_over_lines(raw: bytes) -> bool:
     """A first line that opens a pretty-printed JSON document rather than holding one row."""
     head = raw.strip()
     return head in (b"[", b"{") or head.startswith(b"[")
 
 
-def _read_jsonl(path: Path, source: str) -> Iterator[Document | Reject]:
-    line_no = 0
-    first = True
+def _read_jsonl(path: Path, source: str, span: LineRange | None = None) -> Iterator[Document | Reject]:
+    first_line = 1 if span is None else span.first_line
+    line_no = first_line - 1
+    first = span is None or span.start == 0  # later ranges never hold the opening line (ranges.py)
     try:
-        for line_no, raw in enumerate(_lines(path), start=1):
+        for line_no, raw in enumerate(_lines(path, span), start=first_line):
             if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]  # editors on Windows save JSONL with a BOM
             if not raw.strip():
@@ -177,7 +195,7 @@ def _read_jsonl(path: Path, source: str) -> Iterator[Document | Reject]:
             try:
                 record = json.loads(line)
             except (json.JSONDecodeError, RecursionError) as exc:
-                if opening and _spread_over_lines(raw):
+                if opening and spread_over_lines(raw):
                     yield Reject(source, line_no, PRETTY_JSON, _excerpt(raw))
                     return
                 yield Reject(source, line_no, f"invalid JSON: {exc}", _excerpt(raw))
@@ -225,12 +243,13 @@ def file_problem(path: Path, root: Path | None = None) -> str | None:
 
 
 def read_file(
-    path: Path, source: str | None = None, root: Path | None = None
+    path: Path, source: str | None = None, root: Path | None = None, span: LineRange | None = None
 ) -> Iterator[Document | Reject]:
     """Documents and rejects of one input file, in file order; ``source`` names it in ids.
 
     A file that cannot be read (see :func:`file_problem`) or holds no row at all is one
-    reject, so every file ends up read or rejected with a reason.
+    reject, so every file ends up read or rejected with a reason. ``span``: read only
+    these lines of a plain JSON-lines file (:mod:`.ranges`), as reading it whole would.
     """
     source = source or path.name
     problem = file_problem(path, root)
@@ -240,7 +259,7 @@ def read_file(
     if path.name.lower().endswith(".parquet"):
         items = _read_parquet(path, source)
     elif is_supported(path):
-        items = _read_jsonl(path, source)
+        items = _read_jsonl(path, source, span)
     else:
         yield Reject(source, 0, "unsupported file type (expected .jsonl[.gz|.zst] or .parquet)", "")
         return
@@ -248,7 +267,7 @@ def read_file(
     for item in items:
         empty = False
         yield item
-    if empty:
+    if empty and span is None:  # a file is cut into ranges only when it holds a row
         yield Reject(source, 0, "no rows (only blank lines)", "")
 
 

@@ -25,6 +25,7 @@ from longattn_assets.corpus import sharding
 from longattn_assets.corpus.budget import MB, MemoryPlan
 from longattn_assets.corpus.ingest import REJECTS, REJECTS_FILE, RawStamp, ingest_category
 from longattn_assets.corpus.progress import READING, WRITING, IngestProgress
+from longattn_assets.corpus.ranges import can_split, line_ranges
 from longattn_assets.corpus.records import Reject, category_files, read_file
 from longattn_assets.corpus.sharding import RAW_CORPUS_SCHEMA
 from longattn_assets.provenance import documents_fingerprint, files_fingerprint
@@ -202,3 +203,58 @@ def test_progress_counts_every_file_and_byte_then_every_shard(input_dir, tmp_pat
     assert writing[-1].eta_s == 0.0 and reading[-1].eta_s == 0.0
     assert reading[-1].rate_mb_s > 0
     assert "files" in reading[0].message() and reading[0].as_metadata()["files_total"] == len(files)
+
+
+def _plain_files(input_dir: Path) -> list[Path]:
+    return [p for p in category_files(input_dir / "code") if can_split(p)]
+
+
+@pytest.mark.parametrize("range_bytes", [1, 7, 300, 4096])
+def test_ranges_of_a_file_read_one_after_another_give_what_reading_it_whole_gives(input_dir, range_bytes):
+    """Locations (line numbers), BOM, blank lines, bad rows: the same items, in the same order."""
+    split = []
+    for path in _plain_files(input_dir):
+        whole = list(read_file(path, source=path.name))
+        spans = line_ranges(path, range_bytes)
+        if spans is None:
+            continue
+        split.append(path.name)
+        assert spans[0].start == 0 and spans[-1].end == path.stat().st_size
+        assert all(a.end == b.start for a, b in zip(spans, spans[1:]))
+        data = path.read_bytes()
+        assert all(data[s.start - 1 : s.start] == b"\n" for s in spans[1:])  # ranges start at line starts
+        assert [s.first_line for s in spans] == [data[: s.start].count(b"\n") + 1 for s in spans]
+        assert [i for s in spans for i in read_file(path, source=path.name, span=s)] == whole
+    assert "a.jsonl" in split and (range_bytes > 7 or len(split) >= 8), split
+
+
+def test_files_whose_reading_depends_on_their_first_line_are_read_whole(tmp_path):
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps([{"text": "a" * 50}, {"text": "b" * 50}], indent=2))
+    blank = tmp_path / "blank.jsonl"
+    blank.write_bytes(b"\n   \n" * 100)
+    gz = tmp_path / "rows.jsonl.gz"
+    gz.write_bytes(gzip.compress(b'{"text": "x"}\n' * 100))
+    broken_then_pretty = tmp_path / "broken.jsonl"
+    broken_then_pretty.write_bytes(b"\xff\xfe\n[\n" + b'{"text": "x"},\n' * 100 + b"]\n")
+    for path in (pretty, blank, gz, broken_then_pretty):
+        assert line_ranges(path, 16) is None, path.name
+    rows = tmp_path / "rows.jsonl"
+    rows.write_bytes(b'\xef\xbb\xbf{"text": "first"}\n' + b'{"text": "x"}\n' * 100)
+    assert len(line_ranges(rows, 16)) > 50
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_files_read_as_ranges_by_several_workers_give_the_same_bytes(input_dir, reference, tmp_path, workers):
+    expected, duplicates = reference
+    snapshots: list[IngestProgress] = []
+    stats = ingest_category(
+        input_dir, "code", DataLayout(tmp_path), SHARDS, snapshots.append, plan=plan(workers, **SPILLING), range_bytes=2048
+    )
+    assert output_bytes(tmp_path) == expected
+    assert stats.duplicates == duplicates
+    reading = [s for s in snapshots if s.step == READING]
+    files = category_files(input_dir / "code")
+    assert len(reading) > len(files)  # more tasks than files: some files were cut
+    assert reading[-1].files_done == reading[-1].files_total == len(files)
+    assert reading[-1].bytes_done == sum(p.stat().st_size for p in files)
