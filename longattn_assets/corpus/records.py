@@ -254,7 +254,8 @@ def read_file(
     source = source or path.name
     problem = file_problem(path, root)
     if problem:
-        yield Reject(source, 0, problem, "")
+        if span is None or span.start == 0:  # one reject for the file, from its first range
+            yield Reject(source, 0, problem, "")
         return
     if path.name.lower().endswith(".parquet"):
         items = _read_parquet(path, source)

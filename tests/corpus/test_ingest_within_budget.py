@@ -258,3 +258,12 @@ def test_files_read_as_ranges_by_several_workers_give_the_same_bytes(input_dir, 
     assert len(reading) > len(files)  # more tasks than files: some files were cut
     assert reading[-1].files_done == reading[-1].files_total == len(files)
     assert reading[-1].bytes_done == sum(p.stat().st_size for p in files)
+
+
+def test_a_file_gone_after_it_was_cut_is_one_reject(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"text": "x"}\n' * 100)
+    spans = line_ranges(path, 64)
+    path.unlink()
+    items = [i for s in spans for i in read_file(path, source="rows.jsonl", span=s)]
+    assert items == [Reject("rows.jsonl", 0, "no such file", "")]
