@@ -24,6 +24,8 @@ size, /proc/PID/smaps_rollup), which splits it between them, so the PSS sum is w
 tree really holds. *base* is the process's RSS just before ingest starts (Python, Dagster,
 pyarrow); the budget bounds what ingest adds to it: peak PSS - base. At each size the same input runs with 1 worker and with ``--workers``
 (default: the CPUs available) at 8 shards; at the largest size also at 2 and 32 shards.
+``--one-file`` gives each run its input as one JSON-lines file (the same bytes), which the
+workers read in line ranges.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -203,15 +206,20 @@ def build_corpus(
     return sorted(folder.glob("part-*.jsonl")), manifest
 
 
-def prefix_input(corpus: list[Path], size: float, target: Path) -> int:
-    """Hard links to the first corpus files making up ``size`` bytes, as category ``book``."""
+def prefix_input(corpus: list[Path], size: float, target: Path, one_file: bool = False) -> int:
+    """The first corpus files making up ``size`` bytes, as category ``book``: hard links to
+    them, or (``one_file``) one JSON-lines file holding them one after another."""
     folder = target / "book"
     folder.mkdir(parents=True, exist_ok=True)
     total = 0
     for path in corpus:
         if total >= size:
             break
-        os.link(path, folder / path.name)
+        if one_file:
+            with open(path, "rb") as source, open(folder / "all.jsonl", "ab") as sink:
+                shutil.copyfileobj(source, sink, 8 << 20)
+        else:
+            os.link(path, folder / path.name)
         total += path.stat().st_size
     return total
 
@@ -312,6 +320,7 @@ def main() -> None:
     parser.add_argument("--allow-variants", action="store_true")
     parser.add_argument("--distinct-gb", type=float, default=float("inf"), help="stop the distinct text at this size (then variants)")
     parser.add_argument("--keep-corpus", action="store_true", help="keep the built corpus for the next run")
+    parser.add_argument("--one-file", action="store_true", help="each input is one JSON-lines file (read in ranges)")
     args = parser.parse_args()
     from longattn_assets.corpus.budget import parse_size
 
@@ -331,7 +340,7 @@ def main() -> None:
         for shards, workers in runs:
             case = args.work / f"run-{size}-{shards}-{workers}"
             subprocess.run(["rm", "-rf", str(case)], check=True)
-            actual = prefix_input(corpus, size * GB, case / "input")
+            actual = prefix_input(corpus, size * GB, case / "input", args.one_file)
             result = run_once(case / "input", case / "root", shards, workers, args.budget)
             subprocess.run(["rm", "-rf", str(case)], check=True)
             seconds = result["seconds"]
