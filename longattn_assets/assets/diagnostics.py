@@ -25,7 +25,7 @@ from ..diagnostics.files import (
 from ..diagnostics.summary import REPLICATES, SCORES, diagnose, markdown_table
 from ..model.tokenizer import ModelTokenizer
 from ..partitions import category_partitions
-from ..report.diagnostics import diagnostics_plots
+from ..report.diagnostics import diagnostics_plots, separation_markdown
 from ..resources import AttentionScorer, DataRoot, Windowing
 from ..selection import checks, duck
 from ..selection.select import rank_windows
@@ -60,6 +60,9 @@ def _metadata(record: dict, path: str) -> dict[str, object]:
         **numbers,
         "ds_du_spearman": round(record["ds_du_spearman"]["natural"], 4),
         "separation": dg.MetadataValue.md(markdown_table(record)),
+        # in place in the UI (AUC per control: lds green, ds blue, -du red; 0.5 dashed) ...
+        "separation_plot": dg.MetadataValue.md(separation_markdown(record)),
+        # ... and every plot at full size, behind "Show Markdown" (the report shows them too)
         "plots": dg.MetadataValue.md(markdown_images(diagnostics_plots(record))),
         "best_heads": dg.MetadataValue.json(record["best_heads"]),
         "advice": record["advice"],

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from ..diagnostics.controls import CONCATENATED, CONTROL_KINDS
 from ..diagnostics.summary import SCORES, markdown_table
+from .inline_plots import intervals_markdown
 
 COLOURS = {"lds": "#1b7837", "ds": "#2166ac", "-du": "#b2182b"}
 GROUP_COLOURS = {
@@ -118,6 +119,17 @@ def lds_png(record: dict) -> bytes:
     ax.set_ylabel("share of windows")
     ax.set_title("LDS: natural windows and controls", fontsize=10)
     return _png(fig)
+
+
+def separation_markdown(record: dict) -> str:
+    """The separation plot (AUC and interval per control and score) small enough to show inline."""
+    rows = [
+        (kind, [(found[s]["auc"], found[s]["low"], found[s]["high"], COLOURS[s]) for s in SCORES])
+        for kind in CONTROL_KINDS
+        if (found := record["separation"].get(kind))
+    ]
+    caption = "  \nAUC of natural windows vs each control: lds green, ds blue, -du red"
+    return intervals_markdown("separation", rows, background=BACKGROUNDS["separation"], caption=caption)
 
 
 def diagnostics_plots(record: dict) -> dict[str, bytes]:

@@ -46,11 +46,7 @@ def histogram_markdown(
     background: str,
     cut: float | None = None,
 ) -> str:
-    svg = histogram_svg(values, kept, background=background, cut=cut)
-    markdown = f"![{name}](<data:image/svg+xml,{quote(svg, safe=_URI_SAFE)}>)"
-    if len(markdown) >= INLINE_LIMIT:
-        raise ValueError(f"inline plot {name!r} is {len(markdown)} characters, over {INLINE_LIMIT}")
-    return markdown
+    return _inline(name, histogram_svg(values, kept, background=background, cut=cut))
 
 
 def histogram_svg(
@@ -88,3 +84,42 @@ def histogram_svg(
 
 def _text(x: float, anchor: str, text: str) -> str:
     return f"<text x='{x:g}' y='43' font-size='4.5' text-anchor='{anchor}'>{text}</text>"
+
+
+
+def _inline(name: str, svg: str, caption: str = "") -> str:
+    markdown = f"![{name}](<data:image/svg+xml,{quote(svg, safe=_URI_SAFE)}>){caption}"
+    if len(markdown) >= INLINE_LIMIT:
+        raise ValueError(f"inline plot {name!r} is {len(markdown)} characters, over {INLINE_LIMIT}")
+    return markdown
+
+
+def intervals_markdown(
+    name: str,
+    rows: list[tuple[str, list[tuple[float, float, float, str]]]],
+    *,
+    background: str,
+    caption: str = "",
+) -> str:
+    """Values in [0, 1] with their intervals, a few per labelled row, 0.5 dashed, inline.
+
+    ``rows``: (label, [(value, low, high, colour), ...]); a value is a tick on its interval.
+    ``caption``: markdown after the image (what the colours are).
+    """
+    height = 8 * len(rows) + 6
+    paths: dict[str, list[str]] = {}
+    labels = []
+    for row, (label, points) in enumerate(rows):
+        labels.append(f"<text y='{8 * row + 5}' font-size='4'>{label}</text>")
+        for index, (value, low, high, colour) in enumerate(points):
+            y = 8 * row + 2 + 2 * index
+            x, x_low, x_high = (round(28 + 70 * v, 1) for v in (value, low, high))
+            paths.setdefault(colour, []).append(f"M{x_low:g} {y}H{x_high:g}M{x:g} {y - 1}v2")
+    marks = "".join(f"<path stroke='{c}' stroke-width='.6' d='{''.join(d)}'/>" for c, d in paths.items())
+    svg = (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='300' height='{3 * height}' "
+        f"viewBox='0 0 100 {height}' style='background:{background}'>{''.join(labels)}"
+        f"<path stroke='#555' stroke-dasharray='1' stroke-width='.3' d='M63 0V{height - 5}'/>{marks}"
+        f"<text x='28' y='{height}' font-size='4'>0</text><text x='96' y='{height}' font-size='4'>1</text></svg>"
+    )
+    return _inline(name, svg, caption)

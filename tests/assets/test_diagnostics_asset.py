@@ -112,6 +112,9 @@ def test_diagnostics_files_metadata_check_card_and_report(scored):
                 "ds_du_spearman", "separation", "best_heads", "advice"):  # fmt: skip
         assert key in meta
     assert meta["plots"].value.count("data:image/png;base64,") == 3
+    inline = meta["separation_plot"].value  # shown in place by the UI: under its 1,000 characters
+    assert inline.startswith("![separation](<data:image/svg+xml,") and len(inline) < 1000
+    assert all(kind in inline for kind in ("concatenated", "repeated", "shuffled"))
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.check_name == "lds_separates_concatenated"
     assert evaluation.severity == dg.AssetCheckSeverity.WARN

@@ -58,3 +58,17 @@ def test_no_windows_still_gives_a_small_image():
                       "lds": pa.array([], pa.float64()), "selected": pa.array([], pa.bool_())})  # fmt: skip
     for markdown in inline_histograms(empty, None).values():
         assert "no windows" in ET.tostring(svg_of(markdown), encoding="unicode")
+
+
+def test_the_diagnostics_separation_plot_stays_inline_for_any_values():
+    """Every coordinate at its longest ("12.3"): the markdown is still under the UI's limit."""
+    from longattn_assets.diagnostics.controls import CONTROL_KINDS
+    from longattn_assets.report.diagnostics import separation_markdown
+
+    longest = {"auc": 0.4321, "low": 0.1234, "high": 0.9876}
+    record = {"separation": {kind: dict.fromkeys(("lds", "ds", "-du"), longest) for kind in CONTROL_KINDS}}
+    markdown = separation_markdown(record)
+    assert len(markdown) < INLINE_LIMIT
+    svg = unquote(markdown.split(",", 1)[1].split(">)", 1)[0])
+    assert svg.count("<path") == 4 and all(f">{kind}</text>" in svg for kind in CONTROL_KINDS)
+    assert "M36.6 " in svg and "H97.1" in svg  # 0.1234 and 0.9876 on the 28..98 axis
