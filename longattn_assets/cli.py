@@ -186,14 +186,7 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
 def _selection_settings(args: argparse.Namespace) -> SelectionSettings:
     from .selection.rules import SelectionSettings
 
-    return SelectionSettings.from_options(
-        normalize=args.normalize,
-        alpha=args.alpha,
-        keep_fraction=args.keep_fraction,
-        token_budget=args.token_budget,
-        threshold=args.threshold,
-        heads=args.heads,
-    )
+    return SelectionSettings.from_fields(args)
 
 
 def _browse(args: argparse.Namespace) -> int:

@@ -62,14 +62,7 @@ class SelectionConfig(dg.Config):
         return self
 
     def settings(self) -> SelectionSettings:
-        return SelectionSettings.from_options(
-            normalize=self.normalize,
-            alpha=self.alpha,
-            keep_fraction=self.keep_fraction,
-            token_budget=self.token_budget,
-            threshold=self.threshold,
-            heads=self.heads,
-        )
+        return SelectionSettings.from_fields(self)
 
 
 def current_files(

@@ -14,6 +14,8 @@ RuleKind = Literal["fraction", "token_budget", "threshold"]
 
 DEFAULT_KEEP_FRACTION = 0.5
 DEFAULT_ALPHA = 0.5
+# The options a selection is set with, as the CLI and the run config name them.
+OPTION_NAMES = ("normalize", "alpha", "keep_fraction", "token_budget", "threshold", "heads")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class SelectionSettings:
             value=value,
             heads=_heads(heads),
         )
+
+    @classmethod
+    def from_fields(cls, source: object) -> SelectionSettings:
+        """From an object with one attribute per option (the CLI's arguments, a run's config)."""
+        return cls.from_options(**{name: getattr(source, name) for name in OPTION_NAMES})
 
     def as_dict(self) -> dict[str, object]:
         facts = asdict(self)
