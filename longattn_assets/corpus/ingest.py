@@ -1,5 +1,8 @@
 """Ingest one category's input folder into raw_corpus shards plus a rejects file.
 
+The input location is a local folder or a URL (:mod:`.sources`); workers open and stream
+their files themselves, local or remote alike.
+
 Files are read, validated and hashed by worker processes (each file by one worker, the
 largest first), under one memory budget (:mod:`.budget`); then the shards are sorted and
 written by the same number of workers (:mod:`.sharding`). The files written depend only on
@@ -16,15 +19,17 @@ from functools import partial
 from pathlib import Path
 
 from ..consistency import RAW_CORPUS, raw_provenance
-from ..provenance import METADATA_KEY, files_fingerprint
+from ..provenance import METADATA_KEY
 from ..storage import DataLayout, shard_key, work_dir
 from .budget import DEFAULT_BUDGET, MemoryPlan, parse_size
+from .input_file import DEFAULT_TEXT_FIELDS, InputFile, files_fingerprint
 from .memory import release_memory, use_system_allocator
 from .pool import WorkerPool
 from .progress import READING, WRITING, IngestProgress
-from .records import category_files, read_file
+from .records import read_file
 from .rejects import merge_reject_runs
 from .sharding import IngestStats, RouterResult, ShardResult, ShardRouter, write_shard
+from .sources import InputLocation
 
 REJECTS = "rejects"
 REJECTS_FILE = "raw_corpus.jsonl"
@@ -35,44 +40,38 @@ class MissingInputError(FileNotFoundError):
     """A category with no input folder or no files in it."""
 
 
-def input_files(input_dir: Path, category: str) -> list[Path]:
-    folder = input_dir / category
-    if not folder.is_dir():
-        known = (
-            sorted(p.name for p in input_dir.iterdir() if p.is_dir()) if input_dir.is_dir() else []
-        )
-        raise MissingInputError(
-            f"no input folder for category {category!r}: expected {folder} "
-            f"(folders found under {input_dir}: {known or 'none'})"
-        )
-    files = category_files(folder)
+def input_files(input_dir: str | Path, category: str) -> list[InputFile]:
+    """The files of ``category`` under ``input_dir`` (a local folder or a URL); raises
+    MissingInputError when there are none."""
+    where = InputLocation(input_dir)
+    files = where.files(category)
     if not files:
-        raise MissingInputError(f"input folder {folder} holds no files")
+        folders = where.folders()
+        if category in folders:
+            raise MissingInputError(f"input folder {where.category_location(category)} holds no files")
+        raise MissingInputError(
+            f"no input folder for category {category!r}: expected {where.category_location(category)} "
+            f"(folders found under {where.shown}: {folders or 'none'})"
+        )
     return files
 
 
-def unconfigured_folders(input_dir: Path, categories: list[str]) -> list[str]:
+def unconfigured_folders(input_dir: str | Path, categories: list[str]) -> list[str]:
     """Sub-folders of the input dir that no configured category reads: said, never silently skipped."""
-    if not input_dir.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in input_dir.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and p.name not in categories
-    )
+    return [name for name in InputLocation(input_dir).folders() if name not in categories]
 
 
-def input_fingerprint(input_dir: Path, category: str) -> str:
-    """Fingerprint of the files an ingest of ``category`` reads now (paths, sizes, mtimes)."""
-    return files_fingerprint(input_files(input_dir, category), relative_to=input_dir / category)
+def input_fingerprint(
+    input_dir: str | Path, category: str, fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS
+) -> str:
+    """Fingerprint of the files an ingest of ``category`` reads now (names, sizes, versions)."""
+    return files_fingerprint(input_files(input_dir, category), fields)
 
 
 @dataclass(frozen=True)
 class _ReadTask:
     index: int
-    path: Path
-    source: str
-    size: int
+    file: InputFile
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class _ReadConfig:
     num_shards: int
     scratch: Path
     spill_bytes: int
-    folder: Path  # the category's input folder: symlinks may not lead out of it
+    fields: tuple[str, ...]  # where a row's text is
 
 
 class _ReadWorker:
@@ -89,10 +88,10 @@ class _ReadWorker:
     def __init__(self, config: _ReadConfig):
         use_system_allocator()
         self.router = ShardRouter(config.num_shards, config.scratch, f"r{os.getpid()}", config.spill_bytes)
-        self.folder = config.folder
+        self.fields = config.fields
 
     def handle(self, task: _ReadTask) -> _ReadTask:
-        for item in read_file(task.path, source=task.source, root=self.folder):
+        for item in read_file(task.file, fields=self.fields):
             self.router.add(item)
         return task
 
@@ -144,7 +143,7 @@ class _Tracker:
 
     def __init__(self, category: str, tasks: list[_ReadTask], num_shards: int, report: Callable[[IngestProgress], None] | None):
         self.category, self.report = category, report
-        self.files_total, self.bytes_total = len(tasks), sum(t.size for t in tasks)
+        self.files_total, self.bytes_total = len(tasks), sum(t.file.size for t in tasks)
         self.files_done = self.bytes_done = self.shards_done = 0
         self.num_shards = num_shards
         self.started = self.step_started = time.perf_counter()
@@ -153,7 +152,7 @@ class _Tracker:
 
     def file_read(self, task: _ReadTask) -> None:
         self.files_done += 1
-        self.bytes_done += task.size
+        self.bytes_done += task.file.size
         self._report()
 
     def start_writing(self) -> None:
@@ -177,37 +176,31 @@ class _Tracker:
             self.report(self.snapshot())
 
 
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # the reader rejects it with the reason
-
-
 def ingest_category(
-    input_dir: Path,
+    input_dir: str | Path,
     category: str,
     layout: DataLayout,
     num_shards: int,
     progress: Callable[[IngestProgress], None] | None = None,
     plan: MemoryPlan = DEFAULT_PLAN,
+    fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS,
 ) -> IngestStats:
-    """Read every file of ``input_dir/category`` and write its documents into shards.
+    """Read every file of ``input_dir/category`` (a local folder or a URL) and write its
+    documents into shards; a row's text is the first of ``fields`` it has.
 
     ``plan.workers`` processes read the files and then write the shards, within ``plan``'s
     memory budget all together.
     """
     files = input_files(input_dir, category)
-    folder = input_dir / category
-    source = files_fingerprint(files, relative_to=folder)
-    tasks = [_ReadTask(i, p, p.relative_to(folder).as_posix(), _file_size(p)) for i, p in enumerate(files)]
+    source = files_fingerprint(files, fields)
+    tasks = [_ReadTask(i, f) for i, f in enumerate(files)]
     tracker = _Tracker(category, tasks, num_shards, progress)
     processes = max(1, min(plan.workers, max(len(tasks), num_shards)))
     with work_dir(layout.root / ".work", "ingest") as tmp, WorkerPool(processes) as pool:
         scratch = Path(tmp)
         routed: list[RouterResult] = pool.run(
-            partial(_ReadWorker, _ReadConfig(num_shards, scratch, plan.spill_bytes, folder)),
-            sorted(tasks, key=lambda t: (-t.size, t.index)),
+            partial(_ReadWorker, _ReadConfig(num_shards, scratch, plan.spill_bytes, fields)),
+            sorted(tasks, key=lambda t: (-t.file.size, t.index)),
             tracker.file_read,
         )
         runs = {shard: sorted(run for r in routed for run in r.runs.get(shard, [])) for shard in range(num_shards)}

@@ -24,10 +24,11 @@ import zstandard
 from longattn_assets.corpus import sharding
 from longattn_assets.corpus.budget import MB, MemoryPlan
 from longattn_assets.corpus.ingest import REJECTS, REJECTS_FILE, RawStamp, ingest_category
+from longattn_assets.corpus.input_file import files_fingerprint, local_file
 from longattn_assets.corpus.progress import READING, WRITING, IngestProgress
 from longattn_assets.corpus.records import Reject, category_files, read_file
 from longattn_assets.corpus.sharding import RAW_CORPUS_SCHEMA
-from longattn_assets.provenance import documents_fingerprint, files_fingerprint
+from longattn_assets.provenance import documents_fingerprint
 from longattn_assets.storage import DataLayout, shard_key, write_parquet
 from longattn_assets.windows.ids import document_hash, shard_of
 from tests.corpus_fixtures import stdlib_sources, write_jsonl
@@ -60,7 +61,7 @@ def input_dir(tmp_path_factory) -> Path:
 def reference_ingest(input_dir: Path, category: str, num_shards: int, root: Path) -> int:
     """Today's in-memory ingest; returns the number of duplicates it dropped."""
     folder = input_dir / category
-    input_files = files_fingerprint(category_files(folder), relative_to=folder)
+    input_files = files_fingerprint(local_file(p, p.relative_to(folder).as_posix()) for p in category_files(folder))
     items = [i for p in category_files(folder) for i in read_file(p, source=p.relative_to(folder).as_posix())]
     rejects = [i for i in items if isinstance(i, Reject)]
     docs = [i for i in items if not isinstance(i, Reject)]
