@@ -63,7 +63,7 @@ def input_dir() -> str:
 
 def text_column() -> str:
     """The column holding a row's text; empty: ``content``, else ``text``."""
-    return checked_env("LONGATTN_TEXT_COLUMN", "text_column", "")
+    return _env("LONGATTN_TEXT_COLUMN", "")
 
 
 def cache_dir() -> Path:
