@@ -55,10 +55,12 @@ def without_dataset_metadata(names: list[str]) -> list[str]:
 def _hub_snapshot(url: str) -> tuple[Path, Path] | None:
     """(local folder, repository cache folder) of an ``hf://datasets/`` URL when the Hub is
     offline (``HF_HUB_OFFLINE``), else None: the files then stream from the Hub."""
+    parts = urlsplit(url)
+    if parts.scheme != "hf":
+        return None
     from huggingface_hub import constants, snapshot_download
 
-    parts = urlsplit(url)
-    if parts.scheme != "hf" or not constants.HF_HUB_OFFLINE:
+    if not constants.HF_HUB_OFFLINE:
         return None
     segments = [parts.netloc, *PurePosixPath(parts.path).parts[1:]]
     if len(segments) < 3 or segments[0] != "datasets":

@@ -159,3 +159,12 @@ def test_no_credential_reaches_logs_metadata_rejects_or_provenance(s3: S3Server,
     assert b'"reason": "invalid JSON' in written and "2 rejected" in logs
     for secret in (s3.secret_key, s3.access_key):
         assert secret not in logs and secret.encode() not in written
+
+
+def test_a_url_is_shown_without_user_info_or_query():
+    from longattn_assets.corpus.input_file import redact
+    from longattn_assets.resources import CorpusInput
+
+    given = "s3://AKIAKEY:s3cr3t@bucket/corpora?X-Amz-Security-Token=t0ken"
+    assert CorpusInput(input_dir=given).shown == "s3://bucket/corpora"
+    assert redact(f"cannot read {given} (refused)") == "cannot read s3://bucket/corpora (refused)"
