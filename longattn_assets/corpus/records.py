@@ -3,8 +3,9 @@
 Supported: JSON lines (``.jsonl``/``.json``/``.ndjson``, plain, ``.gz`` or ``.zst``),
 Parquet, and Arrow (``.arrow``: the files of a Hugging Face ``save_to_disk`` dataset). The
 text is read from ``content`` (LongAttn's format) or ``text`` (HF/datatrove), or from the
-one column configured (``LONGATTN_TEXT_COLUMN``); an ``id`` field, when present, becomes the document's ``doc_id`` (a whole-number float,
-as pandas writes an integer column with gaps, reads as that integer). A bad row never
+one column configured (``LONGATTN_TEXT_COLUMN``); an ``id`` field, when present, becomes
+the document's ``doc_id`` (a whole-number float, as pandas writes an integer column with
+gaps, reads as that integer). A bad row never
 stops the file: it becomes a :class:`Reject` and reading goes on with the next row.
 
 Every file under an input folder is read or rejected whole with its reason: an empty
@@ -119,7 +120,7 @@ def record_to_document(
 
 
 class TruncatedStream(OSError):
-    """A compressed file that ends before its stream does."""
+    """A file that ends before its compressed stream, or its listed size, does."""
 
 
 def _raw_chunks(file: InputFile, chunk_bytes: int) -> Iterator[bytes]:
