@@ -27,6 +27,10 @@ def local_corpus(tmp_path_factory) -> Path:
     return every_format(tmp_path_factory.mktemp("corpus"))
 
 
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def _ingested(location: str | Path, root: Path) -> tuple[list[dict], bytes]:
     layout = DataLayout(root)
     ingest_category(location, "code", layout, num_shards=2)
@@ -54,6 +58,8 @@ def test_every_format_streams_from_the_bucket_into_the_shards_and_rejects_a_fold
     remote_rows, remote_rejects = _ingested(url, tmp_path / "remote")
     local_rows, local_rejects = _ingested(local_corpus, tmp_path / "local")
     assert remote_rows == local_rows and remote_rejects == local_rejects
+    _ingested(url, tmp_path / "again")  # idempotent: the same objects give the same files, footers included
+    assert _files(tmp_path / "again") == _files(tmp_path / "remote")
     sources = {row["source"] for row in remote_rows}
     for name in ("plain.jsonl", "zipped.jsonl.gz", "nested/deep/packed.jsonl.zst", "table.parquet", *SAVED_DATASET):
         assert sum(row["source"] == name for row in remote_rows) == 4, name
