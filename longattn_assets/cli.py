@@ -23,18 +23,24 @@ if TYPE_CHECKING:
 
 
 def _window(args: argparse.Namespace) -> int:
+    from .corpus.input_file import files_fingerprint, is_url
     from .corpus.records import Reject, read_file
     from .corpus.rejects import write_rejects
+    from .corpus.sources import named_file
     from .model.tokenizer import load_tokenizer
-    from .provenance import files_fingerprint
     from .windows.chunking import WindowSpec
     from .windows.files import document_batches, files_provenance, write_windows
 
-    inputs = [check_input_file(path, "inputs") for path in args.inputs]
+    # rows name their file as typed (a URL without its secrets); the fingerprint, by its absolute path
+    paths = [path if is_url(path) else check_input_file(path, "inputs") for path in args.inputs]
+    inputs = [named_file(path) for path in paths]
     window_size = settings.window_size() if args.window_size is None else args.window_size
     tokenizer = load_tokenizer(args.model)
     rejects: list[Reject] = []
-    records = (item for path in inputs for item in read_file(path, source=str(path)))
+    records = (
+        item for path, file in zip(paths, inputs)
+        for item in read_file(file, source=str(path) if file.is_local else file.name)
+    )  # fmt: skip
     spec = WindowSpec(args.category, args.shard, window_size, args.sample_fraction)
     record = files_provenance(spec, tokenizer, files_fingerprint(inputs))
     batches = document_batches(records, rejects)
@@ -50,7 +56,7 @@ def _window(args: argparse.Namespace) -> int:
 
 def _add_window(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("window", help="cut documents into token windows (Algorithm 1)")
-    p.add_argument("inputs", nargs="+", help="JSONL(.gz/.zst) or Parquet files")
+    p.add_argument("inputs", nargs="+", help="JSONL(.gz/.zst), Parquet or Arrow files: paths or URLs")
     p.add_argument("--category", required=True)
     p.add_argument("--output", required=True, help="Parquet file to write")
     p.add_argument("--window-size", help=_allowed("window_size", "default: $LONGATTN_WINDOW_SIZE or 32768"))
@@ -271,6 +277,7 @@ def _add_browse(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from .corpus.input_file import location, redact
     from .demo import run_demo
     from .project_env import dagster_home, project_env
 
@@ -279,8 +286,8 @@ def _demo(args: argparse.Namespace) -> int:
         data_root = Path(args.data_root) if args.data_root else settings.data_root()
         window_size = args.window_size or settings.demo_window_size()
         home = dagster_home()
-        input_dir = Path(args.input_dir) if args.input_dir else settings.input_dir()
-        corpus = "bundled sample corpus" if input_dir == settings.SAMPLE_CORPUS_DIR else input_dir
+        input_dir = location(args.input_dir) if args.input_dir else settings.input_dir()
+        corpus = "bundled sample corpus" if input_dir == str(settings.SAMPLE_CORPUS_DIR) else redact(input_dir)
         print(f"LongAttn demo: {corpus}, embedded SmolLM2, windows of {window_size} tokens")
         print(f"data root: {data_root.absolute()}")
         print(f"Dagster instance: {home or data_root.absolute() / '.dagster'}")
@@ -314,7 +321,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--device", default="auto", help=_allowed("device", "default auto"))
     p.add_argument(
-        "--input-dir", default=None, help="default: LONGATTN_INPUT_DIR, else the bundled sample"
+        "--input-dir", default=None,
+        help="a folder or URL (s3://, gs://, hf://datasets/) with one sub-folder per category; "
+        "default: LONGATTN_INPUT_DIR, else the bundled sample",
     )
     p.add_argument(
         "--categories", default=None, help="comma-separated subset of the configured categories"

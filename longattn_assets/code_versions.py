@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from . import settings
 from .consistency import RAW_CORPUS, SCORED_CHUNKS, WINDOWED_CHUNKS
+from .corpus.input_file import redact
 from .provenance import CODE_REVISIONS
 
 SELECTION_REVISION = "1"
 
 
 def raw_corpus() -> str:
-    return f"r{CODE_REVISIONS[RAW_CORPUS]} shards={settings.num_shards()} input={settings.input_dir()}"
+    text = f" text={settings.text_column()}" if settings.text_column() else ""
+    return f"r{CODE_REVISIONS[RAW_CORPUS]} shards={settings.num_shards()} input={redact(settings.input_dir())}{text}"
 
 
 def windowed_chunks() -> str:

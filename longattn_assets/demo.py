@@ -77,14 +77,14 @@ def _instance(root: Path, dagster_home: Path | None) -> dg.DagsterInstance:
 
 
 def _expected(
-    layout: DataLayout, input_dir: Path, category: str, resources: dict, num_shards: int
+    layout: DataLayout, input_dir: str | Path, category: str, resources: dict, num_shards: int
 ) -> Expected:
     """What a fresh run with the demo's settings would write for ``category``."""
     windowing: Windowing = resources["windowing"]
     scorer: AttentionScorer = resources["attention_scorer"]
     return Expected(
         num_shards=num_shards,
-        input_files=input_fingerprint(input_dir, category),
+        input_files=input_fingerprint(input_dir, category, resources["corpus_input"].fields),
         windows=windows_recipe(windowing.window_size, windowing.sample_fraction, scorer.tokenizer().fingerprint),
         scores=scorer_recipe(scorer.scorer(scorer.device)),
     )
@@ -106,7 +106,7 @@ def run_demo(
     data_root: Path,
     *,
     window_size: int = settings.DEMO_WINDOW_SIZE,
-    input_dir: Path = settings.SAMPLE_CORPUS_DIR,
+    input_dir: str | Path = settings.SAMPLE_CORPUS_DIR,
     device: str = "auto",
     categories: list[str] | None = None,
     say: Callable[[str], None] = print,

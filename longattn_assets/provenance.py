@@ -21,9 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -98,17 +97,6 @@ def recipe_differences(found: Mapping[str, Any], expected: Mapping[str, Any]) ->
         for key in sorted(set(found) | set(expected))
         if found.get(key) != expected.get(key)
     ]
-
-
-def files_fingerprint(files: Iterable[Path], relative_to: Path | None = None) -> str:
-    """Hash of (path, size, mtime) of ``files``, paths relative to ``relative_to`` if given:
-    changes when any file is added, removed or rewritten."""
-    entries = []
-    for path in files:
-        stat = path.stat() if path.exists() else path.lstat()  # a dangling symlink is a reject
-        name = path.relative_to(relative_to) if relative_to else path.absolute()
-        entries.append(f"{name.as_posix()}\t{stat.st_size}\t{stat.st_mtime_ns}")
-    return digest(entries)
 
 
 class DocumentsFingerprint:

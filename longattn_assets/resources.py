@@ -22,6 +22,7 @@ from pydantic import PrivateAttr, model_validator
 
 from . import settings
 from .corpus.budget import MemoryPlan, parse_size
+from .corpus.input_file import location, redact, text_fields
 from .model.source import ModelSource, resolve_model
 from .model.tokenizer import ModelTokenizer, load_tokenizer
 from .storage import DataLayout
@@ -39,21 +40,34 @@ class DataRoot(dg.ConfigurableResource):
 
 
 class CorpusInput(dg.ConfigurableResource):
-    """Where the raw input files are (one sub-folder per category) and how ingest reads them."""
+    """Where the raw input files are (a folder or an s3://, gs://, hf:// URL with one
+    sub-folder per category) and how ingest reads them."""
 
-    input_dir: str = str(settings.input_dir())
+    input_dir: str = settings.input_dir()
+    # The column of a row's text; empty: content, else text.
+    text_column: str = settings.text_column()
     # Peak memory of ingest's workers and buffers together, whatever the input size.
     memory_budget: str = settings.ingest_memory()
     workers: int = settings.ingest_workers()
 
     @model_validator(mode="after")
     def _check(self) -> CorpusInput:
-        check_fields(self, "corpus_input", ("memory_budget", "workers"))
+        check_fields(self, "corpus_input", ("memory_budget", "workers", "text_column"))
         return self
 
     @property
-    def path(self) -> Path:
-        return Path(self.input_dir).expanduser().absolute()
+    def location(self) -> str:
+        """The input folder as an absolute path, or the URL as given (never show it: see ``shown``)."""
+        return location(self.input_dir)
+
+    @property
+    def shown(self) -> str:
+        """The location without user info or query: what logs may say."""
+        return redact(self.location)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return text_fields(self.text_column)
 
     def memory_plan(self) -> MemoryPlan:
         return MemoryPlan.for_budget(parse_size(self.memory_budget), self.workers)

@@ -53,9 +53,17 @@ def data_root() -> Path:
     return Path(_env("LONGATTN_DATA_ROOT", "data")).expanduser().absolute()
 
 
-def input_dir() -> Path:
-    """Folder with one sub-folder of input files per category (default: the bundled sample)."""
-    return Path(_env("LONGATTN_INPUT_DIR", str(SAMPLE_CORPUS_DIR))).expanduser().absolute()
+def input_dir() -> str:
+    """Folder or URL (``s3://``, ``gs://``, ``hf://datasets/``) with one sub-folder of input
+    files per category (default: the bundled sample)."""
+    from .corpus.input_file import location
+
+    return location(_env("LONGATTN_INPUT_DIR", str(SAMPLE_CORPUS_DIR)))
+
+
+def text_column() -> str:
+    """The column holding a row's text; empty: ``content``, else ``text``."""
+    return _env("LONGATTN_TEXT_COLUMN", "")
 
 
 def cache_dir() -> Path:

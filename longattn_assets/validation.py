@@ -161,6 +161,12 @@ def _text(value: object) -> str:
     return value.strip()
 
 
+def _column(value: object) -> str:
+    if not isinstance(value, str) or value != value.strip():
+        raise ValueError(value)
+    return value
+
+
 KEY_ALLOWED = "letters, digits, '_', '-' and '.', starting with a letter or digit, no '..'"
 
 RULES: dict[str, Rule] = {
@@ -192,6 +198,7 @@ RULES: dict[str, Rule] = {
     # ingest
     "memory_budget": Rule("a size such as 1GB or 512MiB", _memory),
     "workers": integer(1),
+    "text_column": Rule("a column name (empty: content, else text)", _column),
     "cron": Rule("a cron expression of five fields, e.g. '0 3 * * *'", _cron),
     # Slurm
     "gpus_per_task": integer(0),

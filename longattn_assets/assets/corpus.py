@@ -19,8 +19,9 @@ from ..storage import check_key
     kinds={"parquet"},
     code_version=code_versions.raw_corpus(),
     description=(
-        "Documents of one category read from its input folder (JSONL, JSONL.gz/.zst, "
-        "Parquet; text under `content` or `text`), deduplicated by text and split into "
+        "Documents of one category read from its input folder or bucket prefix (JSONL, "
+        "JSONL.gz/.zst, Parquet, Arrow; text under `content` or `text`, or the configured "
+        "column), deduplicated by text and split into "
         "shards by a stable hash. Unusable rows go to rejects/category=C/raw_corpus.jsonl."
     ),
 )
@@ -49,15 +50,16 @@ def raw_corpus(
         log(snapshot.message())
         observe(snapshot)
 
-    stats = ingest_category(corpus_input.path, category, layout, num_shards, progress, plan=plan)
+    where = corpus_input.location
+    stats = ingest_category(where, category, layout, num_shards, progress, plan=plan, fields=corpus_input.fields)
     obsolete = remove_obsolete_shards(layout, category, shards)
     if obsolete:
         context.log.info(f"{category}: removed {len(obsolete)} shard files of an earlier shard count")
     records = [read_provenance(layout.shard_path(RAW_CORPUS, category, s)) for s in shards]
-    unknown = unconfigured_folders(corpus_input.path, category_partitions.get_partition_keys())
+    unknown = unconfigured_folders(where, category_partitions.get_partition_keys())
     if unknown:
         context.log.warning(
-            f"input folders {unknown} under {corpus_input.path} match no configured category "
+            f"input folders {unknown} under {corpus_input.shown} match no configured category "
             "(LONGATTN_CATEGORIES); their files are not ingested"
         )
     context.log.info(

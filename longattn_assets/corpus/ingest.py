@@ -1,5 +1,8 @@
 """Ingest one category's input folder into raw_corpus shards plus a rejects file.
 
+The input location is a local folder or a URL (:mod:`.sources`); workers open and stream
+their files themselves, local or remote alike.
+
 Files are read, validated and hashed by worker processes (each file, or each range of a
 large plain JSON-lines file, by one worker, the largest first), under one memory budget (:mod:`.budget`); then the shards are sorted and
 written by the same number of workers (:mod:`.sharding`). The files written depend only on
@@ -17,16 +20,18 @@ from functools import partial
 from pathlib import Path
 
 from ..consistency import RAW_CORPUS, raw_provenance
-from ..provenance import METADATA_KEY, files_fingerprint
+from ..provenance import METADATA_KEY
 from ..storage import DataLayout, shard_key, work_dir
 from .budget import DEFAULT_BUDGET, MemoryPlan, parse_size
+from .input_file import DEFAULT_TEXT_FIELDS, InputFile, files_fingerprint
 from .memory import release_memory, use_system_allocator
 from .pool import WorkerPool
 from .progress import READING, WRITING, IngestProgress
-from .ranges import RANGE_BYTES, LineRange, line_ranges
-from .records import category_files, file_problem, read_file
+from .ranges import RANGE_BYTES, LineRange, can_split, line_ranges
+from .records import file_problem, read_file
 from .rejects import merge_reject_runs
 from .sharding import IngestStats, RouterResult, ShardResult, ShardRouter, write_shard
+from .sources import InputLocation
 
 REJECTS = "rejects"
 REJECTS_FILE = "raw_corpus.jsonl"
@@ -37,47 +42,45 @@ class MissingInputError(FileNotFoundError):
     """A category with no input folder or no files in it."""
 
 
-def input_files(input_dir: Path, category: str) -> list[Path]:
-    folder = input_dir / category
-    if not folder.is_dir():
-        known = (
-            sorted(p.name for p in input_dir.iterdir() if p.is_dir()) if input_dir.is_dir() else []
-        )
-        raise MissingInputError(
-            f"no input folder for category {category!r}: expected {folder} "
-            f"(folders found under {input_dir}: {known or 'none'})"
-        )
-    files = category_files(folder)
+def input_files(input_dir: str | Path, category: str) -> list[InputFile]:
+    """The files of ``category`` under ``input_dir`` (a local folder or a URL); raises
+    MissingInputError when there are none."""
+    where = InputLocation(input_dir)
+    files = where.files(category)
     if not files:
-        raise MissingInputError(f"input folder {folder} holds no files")
+        folders = where.folders()
+        if category in folders:
+            raise MissingInputError(f"input folder {where.category_location(category)} holds no files")
+        raise MissingInputError(
+            f"no input folder for category {category!r}: expected {where.category_location(category)} "
+            f"(folders found under {where.shown}: {folders or 'none'})"
+        )
     return files
 
 
-def unconfigured_folders(input_dir: Path, categories: list[str]) -> list[str]:
+def unconfigured_folders(input_dir: str | Path, categories: list[str]) -> list[str]:
     """Sub-folders of the input dir that no configured category reads: said, never silently skipped."""
-    if not input_dir.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in input_dir.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and p.name not in categories
-    )
+    return [name for name in InputLocation(input_dir).folders() if name not in categories]
 
 
-def input_fingerprint(input_dir: Path, category: str) -> str:
-    """Fingerprint of the files an ingest of ``category`` reads now (paths, sizes, mtimes)."""
-    return files_fingerprint(input_files(input_dir, category), relative_to=input_dir / category)
+def input_fingerprint(
+    input_dir: str | Path, category: str, fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS
+) -> str:
+    """Fingerprint of the files an ingest of ``category`` reads now (names, sizes, versions)."""
+    return files_fingerprint(input_files(input_dir, category), fields)
 
 
 @dataclass(frozen=True)
 class _ReadTask:
-    """A file to read, or one range of lines of it; ``size``: its bytes; ``index``: the file's."""
+    """A file to read, or one range of lines of it; ``index``: the file's."""
 
     index: int
-    path: Path
-    source: str
-    size: int
+    file: InputFile
     span: LineRange | None = None
+
+    @property
+    def size(self) -> int:
+        return self.file.size if self.span is None else self.span.end - self.span.start
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class _ReadConfig:
     num_shards: int
     scratch: Path
     spill_bytes: int
-    folder: Path  # the category's input folder: symlinks may not lead out of it
+    fields: tuple[str, ...]  # where a row's text is
 
 
 class _ReadWorker:
@@ -94,10 +97,10 @@ class _ReadWorker:
     def __init__(self, config: _ReadConfig):
         use_system_allocator()
         self.router = ShardRouter(config.num_shards, config.scratch, f"r{os.getpid()}", config.spill_bytes)
-        self.folder = config.folder
+        self.fields = config.fields
 
     def handle(self, task: _ReadTask) -> _ReadTask:
-        for item in read_file(task.path, source=task.source, root=self.folder, span=task.span):
+        for item in read_file(task.file, fields=self.fields, span=task.span):
             self.router.add(item)
         return task
 
@@ -184,38 +187,30 @@ class _Tracker:
             self.report(self.snapshot())
 
 
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # the reader rejects it with the reason
-
-
-def _read_tasks(files: list[Path], folder: Path, range_bytes: int | None) -> list[_ReadTask]:
+def _read_tasks(files: list[InputFile], range_bytes: int | None) -> list[_ReadTask]:
     """One task per file; with ``range_bytes``, one per range of a large plain JSON-lines file."""
     tasks = []
-    for index, path in enumerate(files):
-        source = path.relative_to(folder).as_posix()
+    for index, file in enumerate(files):
         spans = None
-        if range_bytes is not None and file_problem(path, folder) is None:
-            spans = line_ranges(path, range_bytes)
-        if spans is None:
-            tasks.append(_ReadTask(index, path, source, _file_size(path)))
-        else:
-            tasks += [_ReadTask(index, path, source, span.end - span.start, span) for span in spans]
+        if range_bytes is not None and can_split(file):  # a local plain JSON-lines file
+            if file_problem(Path(file.url), Path(file.boundary) if file.boundary else None) is None:
+                spans = line_ranges(file, range_bytes)
+        tasks += [_ReadTask(index, file)] if spans is None else [_ReadTask(index, file, span) for span in spans]
     return tasks
 
 
 def ingest_category(
-    input_dir: Path,
+    input_dir: str | Path,
     category: str,
     layout: DataLayout,
     num_shards: int,
     progress: Callable[[IngestProgress], None] | None = None,
     plan: MemoryPlan = DEFAULT_PLAN,
+    fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS,
     range_bytes: int = RANGE_BYTES,
 ) -> IngestStats:
-    """Read every file of ``input_dir/category`` and write its documents into shards.
+    """Read every file of ``input_dir/category`` (a local folder or a URL) and write its
+    documents into shards; a row's text is the first of ``fields`` it has.
 
     ``plan.workers`` processes read the files and then write the shards, within ``plan``'s
     memory budget all together. With several workers, a large plain JSON-lines file is
@@ -223,15 +218,14 @@ def ingest_category(
     keep every worker busy; what is written is the same either way.
     """
     files = input_files(input_dir, category)
-    folder = input_dir / category
-    source = files_fingerprint(files, relative_to=folder)
-    tasks = _read_tasks(files, folder, range_bytes if plan.workers > 1 else None)
+    source = files_fingerprint(files, fields)
+    tasks = _read_tasks(files, range_bytes if plan.workers > 1 else None)
     tracker = _Tracker(category, tasks, num_shards, progress)
     processes = max(1, min(plan.workers, max(len(tasks), num_shards)))
     with work_dir(layout.root / ".work", "ingest") as tmp, WorkerPool(processes) as pool:
         scratch = Path(tmp)
         routed: list[RouterResult] = pool.run(
-            partial(_ReadWorker, _ReadConfig(num_shards, scratch, plan.spill_bytes, folder)),
+            partial(_ReadWorker, _ReadConfig(num_shards, scratch, plan.spill_bytes, fields)),
             sorted(tasks, key=lambda t: (-t.size, t.index, t.span.start if t.span else 0)),
             tracker.file_read,
         )

@@ -4,8 +4,9 @@ A file is the unit of work of ingest's readers, so a category held in a few huge
 would be read by a few workers. A plain (uncompressed) JSON-lines file larger than a
 range is cut at line starts into ranges of about ``range_bytes``: each range holds whole
 lines, and knows the number of its first line, so a document or a reject read from it
-carries the location (line number) that reading the whole file gives. Compressed files
-and Parquet files are read whole.
+carries the location (line number) that reading the whole file gives. Compressed files,
+Parquet and Arrow files, and remote files (cutting them would read them twice) are read
+whole.
 
 A file is left whole when cutting it could change what reading it gives: when its first
 non-blank line opens a pretty-printed JSON document (the whole file is one reject then)
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
-from pathlib import Path
+
+from .input_file import InputFile
 
 # About the bytes of one range: small enough to spread a file over the workers and to
 # balance them at the end, large enough that a range's fixed costs do not count.
@@ -34,8 +36,8 @@ class LineRange:
     first_line: int
 
 
-def can_split(path: Path) -> bool:
-    return path.name.lower().endswith(_PLAIN_SUFFIXES)
+def can_split(file: InputFile) -> bool:
+    return file.is_local and file.name.lower().endswith(_PLAIN_SUFFIXES)
 
 
 def _next_line_start(handle, position: int, size: int) -> int:
@@ -82,15 +84,13 @@ def _opens_pretty_json(handle) -> bool | None:
             return True  # a first line longer than a block: not worth deciding, read whole
 
 
-def line_ranges(path: Path, range_bytes: int = RANGE_BYTES) -> list[LineRange] | None:
-    """The ranges to read ``path`` in, or None to read it whole (see the module's docstring)."""
-    if not can_split(path):
+def line_ranges(file: InputFile, range_bytes: int = RANGE_BYTES) -> list[LineRange] | None:
+    """The ranges to read ``file`` in, or None to read it whole (see the module's docstring)."""
+    size = file.size
+    if not can_split(file) or size <= range_bytes:
         return None
     try:
-        size = path.stat().st_size
-        if size <= range_bytes:
-            return None
-        with open(path, "rb") as handle:
+        with file.open() as handle:
             if _opens_pretty_json(handle) is not False:
                 return None
             starts = sorted({_next_line_start(handle, k * range_bytes, size) for k in range(size // range_bytes + 1)})

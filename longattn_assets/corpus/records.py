@@ -1,16 +1,20 @@
 """Read input files into documents, setting aside every unusable row with its reason.
 
-Supported: JSON lines (``.jsonl``/``.json``/``.ndjson``, plain, ``.gz`` or ``.zst``) and
-Parquet. The text is read from ``content`` (LongAttn's format) or ``text`` (HF/datatrove);
-an ``id`` field, when present, becomes the document's ``doc_id`` (a whole-number float,
-as pandas writes an integer column with gaps, reads as that integer). A bad row never
+Supported: JSON lines (``.jsonl``/``.json``/``.ndjson``, plain, ``.gz`` or ``.zst``),
+Parquet, and Arrow (``.arrow``: the files of a Hugging Face ``save_to_disk`` dataset). The
+text is read from ``content`` (LongAttn's format) or ``text`` (HF/datatrove), or from the
+one column configured (``LONGATTN_TEXT_COLUMN``); an ``id`` field, when present, becomes
+the document's ``doc_id`` (a whole-number float, as pandas writes an integer column with
+gaps, reads as that integer). A bad row never
 stops the file: it becomes a :class:`Reject` and reading goes on with the next row.
 
 Every file under an input folder is read or rejected whole with its reason: an empty
 file, a dangling symlink, a symlink leaving the input folder, a FIFO, socket or device
 (never opened, so it cannot block), a symlinked folder that loops, a pretty-printed JSON
 array. Symlinks (to files or folders) are followed while their target lies inside the
-input folder.
+input folder. Files are read as streams from :meth:`.input_file.InputFile.open`, local or
+remote alike; a file that changed or vanished since it was listed, or that ends before its
+listed size, is a reject with the reason.
 """
 
 from __future__ import annotations
@@ -21,18 +25,19 @@ import math
 import os
 import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from .input_file import DEFAULT_TEXT_FIELDS, InputFile, local_file, redact
 from .ranges import LineRange
 
-TEXT_FIELDS = ("content", "text")
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 COMPRESSIONS = ("", ".gz", ".zst")
 EXCERPT_CHARS = 200
@@ -58,9 +63,9 @@ class Reject:
     excerpt: str
 
 
-def is_supported(path: Path) -> bool:
-    name = path.name.lower()
-    if name.endswith(".parquet"):
+def is_supported(path: Path | str) -> bool:
+    name = Path(path).name.lower()
+    if name.endswith((".parquet", ".arrow")):
         return True
     return any(name.endswith(s + c) for s in JSONL_SUFFIXES for c in COMPRESSIONS)
 
@@ -98,13 +103,15 @@ def _doc_id(value: object) -> str | None:
     raise ValueError(f"id is {type(value).__name__}, not a string or integer")
 
 
-def record_to_document(record: object, source: str, location: int, raw: bytes | str) -> Document | Reject:
-    """Validate one parsed record; the text field is ``content`` if present, else ``text``."""
+def record_to_document(
+    record: object, source: str, location: int, raw: bytes | str, fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS
+) -> Document | Reject:
+    """Validate one parsed record; the text is the first of ``fields`` present (``content``, else ``text``)."""
     if not isinstance(record, dict):
         return Reject(source, location, f"row is a JSON {type(record).__name__}, not an object", _excerpt(raw))
-    field = next((f for f in TEXT_FIELDS if f in record), None)
+    field = next((f for f in fields if f in record), None)
     if field is None:
-        return Reject(source, location, "no 'content' or 'text' field", _excerpt(raw))
+        return Reject(source, location, f"no {' or '.join(map(repr, fields))} field", _excerpt(raw))
     text_problem = _text_problem(record[field])
     if text_problem:
         return Reject(source, location, f"{field}: {text_problem}", _excerpt(raw))
@@ -116,50 +123,60 @@ def record_to_document(record: object, source: str, location: int, raw: bytes | 
 
 
 class TruncatedStream(OSError):
-    """A compressed file that ends before its stream does."""
+    """A file that ends before its compressed stream, or its listed size, does."""
 
 
-def _blocks(handle: BinaryIO, span: LineRange | None, chunk_bytes: int) -> Iterator[bytes]:
-    """The file's bytes in chunks: all of them, or those of ``span``."""
-    if span is None:
-        while chunk := handle.read(chunk_bytes):
+def _raw_chunks(file: InputFile, chunk_bytes: int, span: LineRange | None = None) -> Iterator[bytes]:
+    """The file's bytes as listed (those of ``span`` only); a stream that ends short of the
+    listed size raises."""
+    read = 0
+    limit = None if span is None else span.end - span.start  # None: to the end of the file
+    with file.open() as handle:
+        if span is not None:
+            handle.seek(span.start)
+        while limit is None or read < limit:
+            try:
+                chunk = handle.read(chunk_bytes if limit is None else min(chunk_bytes, limit - read))
+            except OSError:
+                raise
+            except Exception as exc:  # a remote backend's own error types (aiohttp, botocore)
+                raise OSError(redact(f"{type(exc).__name__}: {exc}")) from exc
+            if not chunk:
+                break
+            read += len(chunk)
             yield chunk
-        return
-    handle.seek(span.start)
-    left = span.end - span.start
-    while left > 0 and (chunk := handle.read(min(chunk_bytes, left))):
-        left -= len(chunk)
-        yield chunk
+    expected = file.size if limit is None else limit
+    if read < expected:
+        raise TruncatedStream(f"it ended after {read} of its {expected} bytes (cut or replaced while read)")
 
 
-def _decompressed_chunks(path: Path, span: LineRange | None = None, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+def _decompressed_chunks(file: InputFile, span: LineRange | None = None, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
     """The file's bytes (those of ``span`` only, in a plain file), decompressed incrementally
     so damage loses only what follows it."""
-    name = path.name.lower()
+    name = file.name.lower()
     if name.endswith(".gz"):
         new = partial(zlib.decompressobj, 16 + zlib.MAX_WBITS)
     elif name.endswith(".zst"):
         new = zstandard.ZstdDecompressor().decompressobj
     else:
         new = None
-    with open(path, "rb") as handle:
-        decompressor = new() if new else None
-        for chunk in _blocks(handle, span, chunk_bytes):
-            if decompressor is None:
-                yield chunk
-                continue
-            while chunk:
-                yield decompressor.decompress(chunk)
-                chunk = decompressor.unused_data if decompressor.eof else b""
-                if chunk:  # concatenated gzip members or zstd frames
-                    decompressor = new()
-        if decompressor is not None and not decompressor.eof:
-            raise TruncatedStream(f"compressed stream ends early (truncated {path.suffix} file)")
+    decompressor = new() if new else None
+    for chunk in _raw_chunks(file, chunk_bytes, span):
+        if decompressor is None:
+            yield chunk
+            continue
+        while chunk:
+            yield decompressor.decompress(chunk)
+            chunk = decompressor.unused_data if decompressor.eof else b""
+            if chunk:  # concatenated gzip members or zstd frames
+                decompressor = new()
+    if decompressor is not None and not decompressor.eof:
+        raise TruncatedStream(f"compressed stream ends early (truncated {Path(name).suffix} file)")
 
 
-def _lines(path: Path, span: LineRange | None = None) -> Iterator[bytes]:
+def _lines(file: InputFile, span: LineRange | None = None) -> Iterator[bytes]:
     pending: list[bytes] = []  # pieces of a line longer than a chunk, joined once
-    for chunk in _decompressed_chunks(path, span):
+    for chunk in _decompressed_chunks(file, span):
         *complete, tail = chunk.split(b"\n")
         if complete:
             complete[0] = b"".join([*pending, complete[0]])
@@ -176,12 +193,14 @@ def spread_over_lines(raw: bytes) -> bool:
     return head in (b"[", b"{") or head.startswith(b"[")
 
 
-def _read_jsonl(path: Path, source: str, span: LineRange | None = None) -> Iterator[Document | Reject]:
+def _read_jsonl(
+    file: InputFile, source: str, fields: tuple[str, ...], span: LineRange | None = None
+) -> Iterator[Document | Reject]:
     first_line = 1 if span is None else span.first_line
     line_no = first_line - 1
     first = span is None or span.start == 0  # later ranges never hold the opening line (ranges.py)
     try:
-        for line_no, raw in enumerate(_lines(path, span), start=first_line):
+        for line_no, raw in enumerate(_lines(file, span), start=first_line):
             if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]  # editors on Windows save JSONL with a BOM
             if not raw.strip():
@@ -200,23 +219,40 @@ def _read_jsonl(path: Path, source: str, span: LineRange | None = None) -> Itera
                     return
                 yield Reject(source, line_no, f"invalid JSON: {exc}", _excerpt(raw))
                 continue
-            yield record_to_document(record, source, line_no, raw)
+            yield record_to_document(record, source, line_no, raw, fields)
     except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
         yield Reject(source, line_no + 1, f"unreadable file after line {line_no}: {exc}", "")
 
 
-def _read_parquet(path: Path, source: str) -> Iterator[Document | Reject]:
+def _parquet_batches(handle: IO[bytes], fields: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
+    parquet = pq.ParquetFile(handle)  # reads the footer, then each row group's byte ranges
+    columns = [c for c in ("id", *fields) if c in parquet.schema_arrow.names]
+    yield from parquet.iter_batches(batch_size=1024, columns=columns or None)
+
+
+def _arrow_batches(handle: IO[bytes], fields: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
+    """Batches of an Arrow IPC stream (as ``datasets`` writes) or IPC file."""
+    random_access = handle.read(6) == b"ARROW1"
+    handle.seek(0)
+    reader = pa.ipc.open_file(handle) if random_access else pa.ipc.open_stream(handle)
+    columns = [c for c in ("id", *fields) if c in reader.schema.names] or reader.schema.names
+    batches = (reader.get_batch(i) for i in range(reader.num_record_batches)) if random_access else reader
+    for batch in batches:
+        yield batch.select(columns)
+
+
+def _read_columnar(
+    file: InputFile, source: str, fields: tuple[str, ...], kind: str, batches: Callable[..., Iterator[pa.RecordBatch]]
+) -> Iterator[Document | Reject]:
     row = 0
     try:
-        parquet = pq.ParquetFile(path)
-        names = parquet.schema_arrow.names
-        columns = [c for c in ("id", *TEXT_FIELDS) if c in names]
-        for batch in parquet.iter_batches(batch_size=1024, columns=columns or None):
-            for record in batch.to_pylist():
-                row += 1
-                yield record_to_document(record, source, row, repr(record)[:EXCERPT_CHARS])
-    except Exception as exc:  # pyarrow raises several types for corrupt files
-        yield Reject(source, row + 1, f"unreadable Parquet after row {row}: {exc}", "")
+        with file.open() as handle:
+            for batch in batches(handle, fields):
+                for record in batch.to_pylist():
+                    row += 1
+                    yield record_to_document(record, source, row, repr(record)[:EXCERPT_CHARS], fields)
+    except Exception as exc:  # pyarrow and remote backends raise several types for damaged files
+        yield Reject(source, row + 1, redact(f"unreadable {kind} after row {row}: {exc}"), "")
 
 
 def file_problem(path: Path, root: Path | None = None) -> str | None:
@@ -243,26 +279,38 @@ def file_problem(path: Path, root: Path | None = None) -> str | None:
 
 
 def read_file(
-    path: Path, source: str | None = None, root: Path | None = None, span: LineRange | None = None
+    file: InputFile | Path,
+    source: str | None = None,
+    fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS,
+    span: LineRange | None = None,
 ) -> Iterator[Document | Reject]:
-    """Documents and rejects of one input file, in file order; ``source`` names it in ids.
+    """Documents and rejects of one input file, in file order; ``source`` names it in ids
+    (default: the InputFile's name, a path's file name).
 
-    A file that cannot be read (see :func:`file_problem`) or holds no row at all is one
-    reject, so every file ends up read or rejected with a reason. ``span``: read only
+    A file that cannot be read (see :func:`file_problem`), is empty or holds no row at all
+    is one reject, so every file ends up read or rejected with a reason. ``span``: read only
     these lines of a plain JSON-lines file (:mod:`.ranges`), as reading it whole would.
     """
-    source = source or path.name
-    problem = file_problem(path, root)
+    if isinstance(file, Path):
+        file = local_file(file, file.name)
+    source = source or file.name
+    if file.is_local:
+        problem = file_problem(Path(file.url), Path(file.boundary) if file.boundary else None)
+    else:
+        problem = "empty file (0 bytes)" if file.size == 0 else None
     if problem:
         if span is None or span.start == 0:  # one reject for the file, from its first range
             yield Reject(source, 0, problem, "")
         return
-    if path.name.lower().endswith(".parquet"):
-        items = _read_parquet(path, source)
-    elif is_supported(path):
-        items = _read_jsonl(path, source, span)
+    name = file.name.lower()
+    if name.endswith(".parquet"):
+        items = _read_columnar(file, source, fields, "Parquet", _parquet_batches)
+    elif name.endswith(".arrow"):
+        items = _read_columnar(file, source, fields, "Arrow", _arrow_batches)
+    elif is_supported(name):
+        items = _read_jsonl(file, source, fields, span)
     else:
-        yield Reject(source, 0, "unsupported file type (expected .jsonl[.gz|.zst] or .parquet)", "")
+        yield Reject(source, 0, "unsupported file type (expected .jsonl[.gz|.zst], .parquet or .arrow)", "")
         return
     empty = True
     for item in items:

@@ -24,11 +24,12 @@ import zstandard
 from longattn_assets.corpus import sharding
 from longattn_assets.corpus.budget import MB, MemoryPlan
 from longattn_assets.corpus.ingest import REJECTS, REJECTS_FILE, RawStamp, ingest_category
+from longattn_assets.corpus.input_file import files_fingerprint, local_file
 from longattn_assets.corpus.progress import READING, WRITING, IngestProgress
 from longattn_assets.corpus.ranges import can_split, line_ranges
 from longattn_assets.corpus.records import Reject, category_files, read_file
 from longattn_assets.corpus.sharding import RAW_CORPUS_SCHEMA
-from longattn_assets.provenance import documents_fingerprint, files_fingerprint
+from longattn_assets.provenance import documents_fingerprint
 from longattn_assets.storage import DataLayout, shard_key, write_parquet
 from longattn_assets.windows.ids import document_hash, shard_of
 from tests.corpus_fixtures import stdlib_sources, write_jsonl
@@ -61,7 +62,7 @@ def input_dir(tmp_path_factory) -> Path:
 def reference_ingest(input_dir: Path, category: str, num_shards: int, root: Path) -> int:
     """Today's in-memory ingest; returns the number of duplicates it dropped."""
     folder = input_dir / category
-    input_files = files_fingerprint(category_files(folder), relative_to=folder)
+    input_files = files_fingerprint(local_file(p, p.relative_to(folder).as_posix()) for p in category_files(folder))
     items = [i for p in category_files(folder) for i in read_file(p, source=p.relative_to(folder).as_posix())]
     rejects = [i for i in items if isinstance(i, Reject)]
     docs = [i for i in items if not isinstance(i, Reject)]
@@ -206,7 +207,7 @@ def test_progress_counts_every_file_and_byte_then_every_shard(input_dir, tmp_pat
 
 
 def _plain_files(input_dir: Path) -> list[Path]:
-    return [p for p in category_files(input_dir / "code") if can_split(p)]
+    return [p for p in category_files(input_dir / "code") if can_split(local_file(p, p.name))]
 
 
 @pytest.mark.parametrize("range_bytes", [1, 7, 300, 4096])
@@ -215,7 +216,7 @@ def test_ranges_of_a_file_read_one_after_another_give_what_reading_it_whole_give
     split = []
     for path in _plain_files(input_dir):
         whole = list(read_file(path, source=path.name))
-        spans = line_ranges(path, range_bytes)
+        spans = line_ranges(local_file(path, path.name), range_bytes)
         if spans is None:
             continue
         split.append(path.name)
@@ -238,10 +239,10 @@ def test_files_whose_reading_depends_on_their_first_line_are_read_whole(tmp_path
     broken_then_pretty = tmp_path / "broken.jsonl"
     broken_then_pretty.write_bytes(b"\xff\xfe\n[\n" + b'{"text": "x"},\n' * 100 + b"]\n")
     for path in (pretty, blank, gz, broken_then_pretty):
-        assert line_ranges(path, 16) is None, path.name
+        assert line_ranges(local_file(path, path.name), 16) is None, path.name
     rows = tmp_path / "rows.jsonl"
     rows.write_bytes(b'\xef\xbb\xbf{"text": "first"}\n' + b'{"text": "x"}\n' * 100)
-    assert len(line_ranges(rows, 16)) > 50
+    assert len(line_ranges(local_file(rows, rows.name), 16)) > 50
 
 
 @pytest.mark.parametrize("workers", [2, 3])
@@ -263,7 +264,7 @@ def test_files_read_as_ranges_by_several_workers_give_the_same_bytes(input_dir, 
 def test_a_file_gone_after_it_was_cut_is_one_reject(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_bytes(b'{"text": "x"}\n' * 100)
-    spans = line_ranges(path, 64)
+    spans = line_ranges(local_file(path, path.name), 64)
     path.unlink()
     items = [i for s in spans for i in read_file(path, source="rows.jsonl", span=s)]
     assert items == [Reject("rows.jsonl", 0, "no such file", "")]
