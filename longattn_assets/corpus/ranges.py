@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
+from typing import IO
 
 from .input_file import InputFile
 
@@ -40,7 +41,7 @@ def can_split(file: InputFile) -> bool:
     return file.is_local and file.name.lower().endswith(_PLAIN_SUFFIXES)
 
 
-def _next_line_start(handle, position: int, size: int) -> int:
+def _next_line_start(handle: IO[bytes], position: int, size: int) -> int:
     """The first line start at or after ``position`` (``size`` when no line starts there)."""
     if position <= 0:
         return 0
@@ -54,7 +55,7 @@ def _next_line_start(handle, position: int, size: int) -> int:
     return size
 
 
-def _opens_pretty_json(handle) -> bool | None:
+def _opens_pretty_json(handle: IO[bytes]) -> bool | None:
     """Whether the line the reader takes as the file's opening one (the first non-blank line
     that is valid UTF-8, after a BOM) looks like the start of a pretty-printed document;
     None when there is no such line."""
