@@ -11,9 +11,11 @@ fresh run's.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -52,6 +54,15 @@ from .storage import DataLayout
 from .validation import InvalidSetting
 
 DAGSTER_DIR = ".dagster"
+# Runs the demo launches carry this tag; a file in the instance folder is its lock.
+DEMO_TAG = "longattn/demo"
+DEMO_LOCK_FILE = "longattn-demo.lock"
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 # Written only into an instance folder that has no dagster.yaml yet.
 INSTANCE_CONFIG = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -65,6 +76,33 @@ SUMMARY_KEYS = {
     "scorer_diagnostics": ("control_windows",),
     "longabc_dataset": ("kept", "tokens_kept"),
 }
+
+
+@contextmanager
+def _demo_lock(instance: dg.DagsterInstance, say: Callable[[str], None]) -> Iterator[None]:
+    """Hold the instance's demo lock; then end the runs a killed demo left unfinished.
+
+    A demo's runs execute in its own process. SIGKILLed, it leaves its run STARTED with its
+    scoring step's slot of the "gpu" pool claimed, and without a daemon nothing ends that
+    run: the next demo's scoring step would wait for the slot forever. The lock (an flock,
+    which the system releases when its holder dies) tells a live demo from a dead one: once
+    it is held, every unfinished run tagged as a demo's belongs to a dead process, so it is
+    marked failed and its slots are freed.
+    """
+    path = Path(instance.root_directory) / DEMO_LOCK_FILE
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"another longattn demo is running with the Dagster instance {instance.root_directory}: waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        dead = instance.get_runs(dg.RunsFilter(tags={DEMO_TAG: "true"}, statuses=UNFINISHED))
+        for run in dead:
+            instance.report_run_failed(run, "the longattn demo running it ended without finishing (killed)")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        if dead:
+            say(f"ended {len(dead)} run(s) of a demo that was killed, and freed their pool slots")
+        yield
 
 
 def _instance(root: Path, dagster_home: Path | None) -> dg.DagsterInstance:
@@ -146,6 +184,7 @@ def run_demo(
             resources=resources,
             instance=instance,
             run_config=QUIET | ({"ops": ops} if ops else {}),
+            tags={DEMO_TAG: "true"},
         )
         counts: dict[str, str] = {}
         for event in result.get_asset_materialization_events():
@@ -156,40 +195,41 @@ def run_demo(
         summary = " ".join(f"{k}={v}" for k, v in counts.items())
         say(f"  {label}: {time.perf_counter() - started:.1f}s  {summary}")
 
-    reports: dict[str, Path] = {}
-    shards = shard_partitions.get_partition_keys()
-    for category in categories:
-        # Everything below is decided from the files' provenance (consistency.py), so a
-        # rerun after any change of settings or inputs redoes exactly what is stale.
-        say(f"[{category}]")
-        expected = _expected(layout, input_dir, category, resources, len(shards))
-        states = [shard_state(layout, category, shard, expected) for shard in shards]
-        if any(RAW_CORPUS in state.stale for state in states):
-            step([raw_corpus], category, "raw_corpus")
+    with _demo_lock(instance, say):  # one demo at a time per instance; a killed one's runs ended
+        reports: dict[str, Path] = {}
+        shards = shard_partitions.get_partition_keys()
+        for category in categories:
+            # Everything below is decided from the files' provenance (consistency.py), so a
+            # rerun after any change of settings or inputs redoes exactly what is stale.
+            say(f"[{category}]")
+            expected = _expected(layout, input_dir, category, resources, len(shards))
             states = [shard_state(layout, category, shard, expected) for shard in shards]
-        else:
-            say("  raw_corpus: up to date")
-        for state in states:
-            if state.stale:
-                key = dg.MultiPartitionKey({"category": category, "shard": state.shard})
-                label = "windows+scores" if WINDOWED_CHUNKS in state.stale else "scores"
-                step([by_name[name] for name in state.stale], key, f"{category}|{state.shard} {label}")
+            if any(RAW_CORPUS in state.stale for state in states):
+                step([raw_corpus], category, "raw_corpus")
+                states = [shard_state(layout, category, shard, expected) for shard in shards]
             else:
-                say(f"  {category}|{state.shard} windows+scores: up to date")
-        files = category_files(layout, category, shards, expected)
-        diagnostics = layout.category_file(SCORER_DIAGNOSTICS, category, DIAGNOSTICS_FILE)
-        if current_diagnostics(layout, category, files.scores) is None:
-            config = {"controls_per_kind": controls_per_kind}
-            step([scorer_diagnostics], category, "scorer diagnostics", {SCORER_DIAGNOSTICS: {"config": config}})
-        else:
-            say("  scorer diagnostics: up to date")
-        say(f"  {json.loads(diagnostics.read_text())['advice']}")
-        if not _selection_is_current(layout, category, files):
-            step([longabc_dataset, longabc_report], category, "selection+report")
-        else:
-            say("  selection+report: up to date")
-        dataset = layout.category_dir(LONGABC_DATASET, category)
-        report = layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
-        say(f"  dataset: {dataset}\n  report:  {report}")
-        reports[category] = report
-    return reports
+                say("  raw_corpus: up to date")
+            for state in states:
+                if state.stale:
+                    key = dg.MultiPartitionKey({"category": category, "shard": state.shard})
+                    label = "windows+scores" if WINDOWED_CHUNKS in state.stale else "scores"
+                    step([by_name[name] for name in state.stale], key, f"{category}|{state.shard} {label}")
+                else:
+                    say(f"  {category}|{state.shard} windows+scores: up to date")
+            files = category_files(layout, category, shards, expected)
+            diagnostics = layout.category_file(SCORER_DIAGNOSTICS, category, DIAGNOSTICS_FILE)
+            if current_diagnostics(layout, category, files.scores) is None:
+                config = {"controls_per_kind": controls_per_kind}
+                step([scorer_diagnostics], category, "scorer diagnostics", {SCORER_DIAGNOSTICS: {"config": config}})
+            else:
+                say("  scorer diagnostics: up to date")
+            say(f"  {json.loads(diagnostics.read_text())['advice']}")
+            if not _selection_is_current(layout, category, files):
+                step([longabc_dataset, longabc_report], category, "selection+report")
+            else:
+                say("  selection+report: up to date")
+            dataset = layout.category_dir(LONGABC_DATASET, category)
+            report = layout.category_file(LONGABC_REPORT, category, REPORT_FILE)
+            say(f"  dataset: {dataset}\n  report:  {report}")
+            reports[category] = report
+        return reports

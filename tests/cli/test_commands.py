@@ -219,3 +219,30 @@ def test_rope_overrides_change_scores_and_model_fingerprint(tmp_path: Path, caps
     assert all(len(f) == 1 for f in fingerprints.values())
     assert len(set.union(*fingerprints.values())) == 3
     assert outputs["theta"]["ds"] != outputs["model"]["ds"] != outputs["scaling"]["ds"]
+
+
+def test_a_demo_after_a_killed_one_ends_its_runs_and_frees_the_gpu_pool(tmp_path: Path):
+    """A SIGKILLed demo leaves its run STARTED holding the scoring step's "gpu" slot; without
+    the demo lock's clean-up the next demo's scoring step waited for that slot forever."""
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    from longattn_assets.demo import DEMO_TAG, _demo_lock
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())  # the pool: one slot
+    instance = dg.DagsterInstance.from_config(str(home))
+    dead = DagsterRun(job_name="__ephemeral_asset_job__", status=DagsterRunStatus.STARTED, tags={DEMO_TAG: "true"})
+    other = DagsterRun(job_name="__ephemeral_asset_job__", status=DagsterRunStatus.STARTED)  # not a demo's
+    for run in (dead, other):
+        instance.add_run(run)
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("gpu", 1)  # as dagster.yaml's default_limit
+    assert storage.claim_concurrency_slot("gpu", dead.run_id, "scored_chunks").is_claimed
+    assert not storage.claim_concurrency_slot("gpu", "next-run", "scored_chunks").is_claimed
+    said: list[str] = []
+    with _demo_lock(instance, said.append):
+        assert said == ["ended 1 run(s) of a demo that was killed, and freed their pool slots"]
+        assert instance.get_run_by_id(dead.run_id).status == DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(other.run_id).status == DagsterRunStatus.STARTED
+        assert storage.claim_concurrency_slot("gpu", "next-run", "scored_chunks").is_claimed
