@@ -1,10 +1,12 @@
 """Arithmetic whose result does not depend on the kernel that computes it.
 
-- :func:`exact_matmul`: a float64 product of integer-valued operands whose every partial sum
-  stays below 2**53 is exact, whatever order, blocking, FMA use or thread split the BLAS
-  library chooses, so the product is the same on any CPU or GPU. Operands are scaled to
-  such integers with one power of two per row (a block floating-point rounding that is
-  itself exact arithmetic on the inputs).
+- :func:`scaled_integers` and :func:`exact_product`: each operand row is rounded once to an
+  integer of a few bits times a power of two of its own (a block floating-point rounding,
+  itself exact arithmetic on the inputs), stored in float64. In a float64 product of two
+  such rows every term is (integer * integer) * 2**(s + t) with one s + t for the whole
+  dot product, and the bit budget keeps every partial sum of the integers below 2**53:
+  every partial sum is exact, so the product is the same whatever order, blocking, FMA use
+  or thread split the BLAS library chooses, on any CPU or GPU.
 - :func:`fixed_order_sum`: a pairwise tree of elementwise additions, whose order is fixed
   by the shape alone (IEEE additions are correctly rounded on every vector unit).
 - :func:`correctly_rounded`: float32 values of a transcendental function that are the
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
@@ -33,28 +34,31 @@ def operand_bits(inner: int) -> tuple[int, int]:
     return (total + 1) // 2, total // 2
 
 
-@dataclass(frozen=True)
-class IntegerRows:
-    """``values * scale`` approximates the rows it was made from; ``|values| <= 2**bits``."""
+def scaled_integers(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Each row of ``x`` rounded to ``n * 2**-s``, ``|n| <= 2**bits`` relative to its largest entry (float64).
 
-    values: torch.Tensor  # float64 integers [..., n, inner]
-    scale: torch.Tensor  # float64 powers of two [..., n, 1]
-
-
-def integer_rows(x: torch.Tensor, bits: int) -> IntegerRows:
-    """Each row of ``x`` rounded to integers of at most ``bits`` bits, relative to its largest entry."""
-    x64 = x.double()
-    peak = x64.abs().amax(-1, keepdim=True)
+    For float32 (or narrower) input every value and every product of two such rows stays
+    far inside float64's normal range (powers of two between 2**-344 and 2**262), so
+    scaling by the powers of two is exact and products of the rows are the exact products
+    of the integers, scaled: no separate scale factors are needed after a product.
+    """
+    peak = x.abs().amax(-1, keepdim=True).double()
     _, exponent = torch.frexp(peak)  # peak < 2**exponent
     shift = bits - exponent.to(torch.int64)
     shift = torch.where(peak > 0, shift, torch.zeros_like(shift))
-    return IntegerRows(torch.round(x64 * pow2(shift)), pow2(-shift))
+    # x * 2**shift in float64 (x converted exactly, then scaled exactly), rounded, scaled back.
+    return torch.mul(x, pow2(shift)).round_().mul_(pow2(-shift))
 
 
-def exact_matmul(left: IntegerRows, right: IntegerRows) -> torch.Tensor:
-    """``left @ right^T`` in float64 from exact integer sums, scaled back per row and column."""
-    sums = torch.matmul(left.values, right.values.transpose(-1, -2))
-    return sums * left.scale * right.scale.transpose(-1, -2)
+def exact_product(
+    left: torch.Tensor, right: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``left @ right^T`` of :func:`scaled_integers` rows: exact float64 sums, whatever the kernel.
+
+    The bits of ``left`` and ``right`` must come from one :func:`operand_bits` split of
+    their inner dimension, so that the integer sums stay below 2**53.
+    """
+    return torch.matmul(left, right.transpose(-1, -2), out=out)
 
 
 def fixed_order_sum(x: torch.Tensor) -> torch.Tensor:

@@ -5,18 +5,46 @@ batch (their lengths, the buffer offsets) can reach its numbers. In float32 the 
 is kernel-independent (``exact``): the RMSNorm sum is a fixed-order tree and the q/k
 projection an exact float64 product of integer-scaled operands, rounded once to float32.
 Half precision (the GPU path) uses the device's own matmul.
+
+Everything before RoPE is a function of the token id alone (:meth:`Layer0Projector._token_rows`),
+so the exact path computes it once per distinct token and keeps it for the process
+(:class:`TokenTable`): a window then costs a gather and RoPE. RoPE is where a position
+enters (:meth:`Layer0Projector.project_one`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..model.layer0 import Layer0Weights
-from .exact import IntegerRows, exact_matmul, fixed_order_sum, integer_rows, operand_bits
+from .exact import exact_product, fixed_order_sum, operand_bits, scaled_integers
 from .rope import RotaryEmbedding, apply_rotary
+
+# Largest table of projected token rows kept (SmolLM2-135M's: 49,152 x 768 float32, 151 MB);
+# a model whose table is larger projects each window's distinct tokens instead.
+TOKEN_TABLE_BYTES = 1 << 30
+
+
+class TokenTable:
+    """The q/k rows of every token id seen so far, each computed once (safe across threads)."""
+
+    def __init__(self, vocab_size: int, width: int, device: torch.device) -> None:
+        self.rows = torch.empty(vocab_size, width, device=device)
+        self.known = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+        self._lock = threading.Lock()
+
+    def lookup(self, ids: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Rows of the distinct ``ids``; ``compute(missing ids)`` fills the ones not seen before."""
+        with self._lock:
+            missing = ids[~self.known[ids]]
+            if missing.numel():
+                self.rows[missing] = compute(missing)
+                self.known[missing] = True
+        return self.rows[ids]
 
 
 class Layer0Projector:
@@ -47,9 +75,13 @@ class Layer0Projector:
         # q and k in one weight so a batch needs a single matmul.
         self.qk_weight = torch.cat([weights.q_proj, weights.k_proj]).to(self.device, dtype)
         self._input_bits, weight_bits = operand_bits(self.qk_weight.shape[1])
-        self._qk_integers: IntegerRows | None = None
+        self._qk_integers: torch.Tensor | None = None
+        self._table: TokenTable | None = None
         if dtype == torch.float32:
-            self._qk_integers = integer_rows(self.qk_weight, weight_bits)
+            self._qk_integers = scaled_integers(self.qk_weight, weight_bits)
+            width = self.qk_weight.shape[0]
+            if self.vocab_size * width * 4 <= TOKEN_TABLE_BYTES:
+                self._table = TokenTable(self.vocab_size, width, self.device)
         self.qk_bias = None
         if weights.q_bias is not None or weights.k_bias is not None:
             zeros_q = torch.zeros(weights.q_proj.shape[0])
@@ -89,15 +121,27 @@ class Layer0Projector:
     def _qk(self, hidden: torch.Tensor) -> torch.Tensor:
         if self._qk_integers is None:
             return hidden @ self.qk_weight.T
-        return exact_matmul(integer_rows(hidden, self._input_bits), self._qk_integers).float()
+        return exact_product(scaled_integers(hidden, self._input_bits), self._qk_integers).float()
+
+    def _token_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """q and k of these tokens before RoPE, [n, (Hq + Hkv) * D]: each row a function of its id."""
+        qk = self._qk(self._rms_norm(self.embed[ids]))
+        if self.qk_bias is not None:
+            qk = qk + self.qk_bias
+        return qk
+
+    def _window_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        if self._qk_integers is None:  # half precision: the device's matmul over the window
+            return self._token_rows(ids)
+        distinct, where = torch.unique(ids, return_inverse=True)
+        if self._table is None:
+            return self._token_rows(distinct)[where]
+        return self._table.lookup(distinct, self._token_rows)[where]
 
     @torch.inference_mode()
     def project_one(self, window: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """q [Hq, L, D] and k [Hkv, L, D] after RoPE, L = window length (+1 for BOS)."""
-        hidden = self._rms_norm(self.embed[self._token_tensor(window)])
-        qk = self._qk(hidden)
-        if self.qk_bias is not None:
-            qk = qk + self.qk_bias
+        qk = self._window_rows(self._token_tensor(window))
         length = qk.shape[0]
         q_width = self.num_heads * self.head_dim
         q = qk[:, :q_width].reshape(length, self.num_heads, self.head_dim).transpose(0, 1)

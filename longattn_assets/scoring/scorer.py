@@ -2,8 +2,10 @@
 
 Windows are grouped by a token budget (the unit of progress and of the out-of-memory
 fallback); each window is then projected and scored on its own, so no window ever sees
-another's tokens, padding or buffer offsets. On the CPU the scores are the same bits in
-any batch, order, thread count, process state and x86 CPU (``longattn_assets.numerics``).
+another's tokens, padding or buffer offsets. On the CPU a batch's windows are scored on
+``workers`` single-threaded workers (``parallel.py``), and the scores are the same bits in
+any batch, order, worker or thread count, process state and x86 CPU
+(``longattn_assets.numerics``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import numpy as np
 import torch
 
 from ..model.layer0 import Layer0Weights
-from ..numerics import check_cpu_numerics
+from ..numerics import SingleThreadedWorkers, check_cpu_numerics, default_workers
 from .kernel_choice import choose_statistics_kernel
+from .parallel import score_windows
 from .projections import Layer0Projector
+from .statistics import WindowStatistics
 
 logger = logging.getLogger("longattn_assets")
 
@@ -68,6 +72,7 @@ class Layer0Scorer:
         add_bos: bool = True,
         bos_token_id: int | None = None,
         kernel: str = "auto",
+        workers: int | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = dtype or torch.float32
@@ -81,6 +86,10 @@ class Layer0Scorer:
             raise ValueError(
                 "the triton kernel needs a CUDA device (or TRITON_INTERPRET=1, Triton's CPU interpreter)"
             )
+        self.workers = default_workers() if workers is None else workers
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, not {self.workers}")
+        self._pool: SingleThreadedWorkers | None = None
         self.block_size = block_size
         self.batch_tokens = batch_tokens
         self.weights = weights
@@ -128,10 +137,21 @@ class Layer0Scorer:
                 f"sliding attention window ({limit}); layer 0 would not see the long range"
             )
 
+    def _prepare(self, window: Sequence[int]) -> WindowStatistics:
+        return WindowStatistics(*self.projector.project_one(window), block_size=self.block_size)
+
+    def _cpu_workers(self) -> SingleThreadedWorkers:
+        if self._pool is None:
+            self._pool = SingleThreadedWorkers(self.workers)
+        return self._pool
+
     def _score_batch(self, windows: list[Sequence[int]]) -> list[WindowScore]:
+        if self.device.type == "cpu" and self.kernel == "torch":
+            heads = score_windows(windows, self._prepare, self._cpu_workers())
+        else:
+            heads = [self._statistics(*self.projector.project_one(window)) for window in windows]
         scores = []
-        for window in windows:
-            ds_heads, du_heads = self._statistics(*self.projector.project_one(window))
+        for ds_heads, du_heads in heads:
             ds_heads, du_heads = ds_heads.double().cpu(), du_heads.double().cpu()
             scores.append(
                 WindowScore(

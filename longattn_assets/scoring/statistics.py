@@ -10,22 +10,37 @@ rest, keys are visited in blocks with an online softmax (running max, rescaled s
 row the normalizer over all causal keys, and over the masked prefix c <= r - o the sums
 of exp and exp^2. Row blocks start at o, so the masked prefix ends inside exactly one key
 block per row block. Exponentials are taken base 2 with log2(e) folded into q because
-exp2 is several times faster than exp on CPUs. All query heads that share a kv head are
-stacked into one matmul; working memory is O(heads * block^2) besides q and k.
+exp2 is several times faster than exp on CPUs. Working memory is O(block^2) besides q, k.
 
 The scores q k^T are exact float64 products of integer-scaled q and k rows
-(``exact.exact_matmul``) rounded once to float32, so no BLAS kernel choice reaches them.
+(``exact.exact_product``) rounded once to float32, so no BLAS kernel choice reaches them.
+The work of a window is a fixed list of tasks (kv head, row block), each one computed
+single-threaded, their float64 partial sums added in task order: the bits depend on the
+window alone, never on which worker ran which task (``longattn_assets.numerics``).
+
+Inside a task, the rows of the kv head's query group ([group * rows] stacked) go through
+the key blocks ``ROW_CHUNK`` rows at a time, so a product and the elementwise passes over
+it stay in a core's cache. Every operation is per row or per element, except where ATen
+takes the last ``len % 16`` elements of a buffer through its scalar path (``exp2``, see
+docs/reliability.md): chunks are a multiple of 16 rows, so the elements that take it are
+the ones that would in one [group * rows, block] buffer, and a chunk's bits equal the
+whole block's.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from concurrent.futures import ThreadPoolExecutor
+import threading
 
 import torch
 
-from ..numerics import single_threaded
-from .exact import IntegerRows, exact_matmul, integer_rows, operand_bits
+from .exact import exact_product, operand_bits, scaled_integers
+
+# Query rows per product: a [512, 512] float64 block is 2 MB. A multiple of 16 (see above).
+ROW_CHUNK = 512
+
+Partial = tuple[torch.Tensor, torch.Tensor]
 
 
 def _long_range_offset(length: int) -> int:
@@ -51,55 +66,149 @@ def _check_shapes(q: torch.Tensor, k: torch.Tensor) -> tuple[int, int, int, int]
     return hq, hkv, length, dim
 
 
-def _row_block_sums(
-    q_rows: IntegerRows,
-    keys: IntegerRows,
-    r0: int,
-    b: int,
-    length: int,
-    offset: int,
-    block_size: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sums over query rows [r0, r0 + b) of one kv head's group: (mass / norm, mass_sq / norm^2).
+class _Buffers(threading.local):
+    """A worker's product buffers (float64 and its float32 rounding), reused across blocks."""
 
-    q_rows holds the group's rows >= offset, [group, L - offset, D]; keys [L, D].
-    """
-    group = q_rows.values.shape[0]
-    device = q_rows.values.device
-    rows = slice(r0 - offset, r0 - offset + b)
-    q_block = IntegerRows(
-        q_rows.values[:, rows].reshape(group * b, -1), q_rows.scale[:, rows].reshape(group * b, 1)
-    )
-    row_index = torch.arange(r0, r0 + b, device=device)
-    key_index = torch.arange(block_size, device=device)
-    run_max = torch.full((group, b), -math.inf, device=device)
+    def get(self, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if device.type != "cpu":
+            return torch.empty(size, dtype=torch.float64, device=device), torch.empty(size, device=device)
+        if getattr(self, "wide", None) is None or self.wide.numel() < size:
+            self.wide = torch.empty(size, dtype=torch.float64)
+            self.narrow = torch.empty(size)
+        return self.wide, self.narrow
+
+
+_buffers = _Buffers()
+
+
+@functools.lru_cache(maxsize=32)
+def _beyond(rows: int, period: int, width: int, diagonal: int, device: torch.device) -> torch.Tensor:
+    """bool [rows, width]: column j > (i % period) + diagonal, for stacked heads of ``period`` rows."""
+    one_head = torch.ones(period, width, dtype=torch.bool, device=device).triu_(diagonal + 1)
+    return one_head.repeat(rows // period, 1)
+
+
+def _chunk_sums(
+    q: torch.Tensor, keys: torch.Tensor, rows: slice, r0: int, b: int, offset: int, block_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(norm, mass, mass_sq) float32 of the task's stacked rows ``rows`` (query positions
+    r0 + i % b) over the key blocks of [0, r0 + b)."""
+    chunk = q[rows]
+    n, group_rows = chunk.shape[0], q.shape[0]
+    start = rows.start % b
+    first, last = (r0, r0 + b - 1) if start + n > b else (r0 + start, r0 + start + n - 1)
+    wide, narrow = _buffers.get(n * block_size, q.device)
+    run_max = torch.full((n,), -math.inf, device=q.device)
     norm = torch.zeros_like(run_max)
     mass = torch.zeros_like(run_max)
     mass_sq = torch.zeros_like(run_max)
     for c0 in range(0, r0 + b, block_size):
         kb = min(block_size, r0 + b - c0)
-        key_block = IntegerRows(keys.values[c0 : c0 + kb], keys.scale[c0 : c0 + kb])
-        scores = exact_matmul(q_block, key_block).float().view(group, b, kb)
-        cols = key_index[:kb] + c0
-        if c0 + kb - 1 > r0:  # the block crosses the causal diagonal
-            scores.masked_fill_(cols[None, :] > row_index[:, None], -math.inf)
+        scores = narrow[: n * kb].view(n, kb)
+        # The scores of this block, in log2 units: the exact product rounded to float32.
+        scores.copy_(exact_product(chunk, keys[c0 : c0 + kb], out=wide[: n * kb].view(n, kb)))
+        if c0 + kb - 1 > first:  # the block crosses the causal diagonal: keep c <= r
+            causal = _beyond(group_rows, b, kb, r0 - c0, q.device)[rows]
+            scores.masked_fill_(causal, -math.inf)
         new_max = torch.maximum(run_max, scores.amax(-1))
         alpha = torch.exp2(run_max - new_max)
         run_max = new_max
-        scores.sub_(new_max[..., None]).exp2_()
+        scores.sub_(new_max[:, None]).exp2_()
         block_sum = scores.sum(-1)
         norm.mul_(alpha).add_(block_sum)
         mass.mul_(alpha)
         mass_sq.mul_(alpha * alpha)
-        if c0 > r0 + b - 1 - offset:  # no key of this block is long-range for any row
+        if c0 > last - offset:  # no key of this block is long-range for any row
             continue
-        if c0 + kb - 1 > r0 - offset:  # partly long-range: keep c <= r - o
-            scores.mul_(cols[None, :] <= (row_index - offset)[:, None])
+        if c0 + kb - 1 > first - offset:  # partly long-range: keep c <= r - o (others become +0)
+            scores.masked_fill_(_beyond(group_rows, b, kb, r0 - offset - c0, q.device)[rows], 0.0)
             block_sum = scores.sum(-1)
         mass.add_(block_sum)
         mass_sq.add_(torch.linalg.vector_norm(scores, dim=-1).square_())
-    norm = norm.double()
-    return (mass.double() / norm).sum(-1), (mass_sq.double() / (norm * norm)).sum(-1)
+    return norm, mass, mass_sq
+
+
+class WindowStatistics:
+    """The statistics of one window as fixed tasks, in two stages.
+
+    First :meth:`round_head` for each kv head: its query group's rows past the offset (times
+    log2(e) / sqrt(D), in float32) and its keys, rounded once to
+    :func:`~.exact.scaled_integers`. Then :meth:`run` for each of that head's
+    :meth:`tasks_of`: a task is (kv head, first row of a row block). :meth:`result` adds
+    the tasks' float64 partial sums in the order of :attr:`tasks`, which depends on the
+    shapes alone, so the bits do not depend on which worker ran what, or when.
+    """
+
+    def __init__(self, q: torch.Tensor, k: torch.Tensor, *, block_size: int = 512) -> None:
+        hq, hkv, length, dim = _check_shapes(q, k)
+        self.num_heads, self.num_kv_heads, self.length = hq, hkv, length
+        self.group = hq // hkv
+        self.block_size = block_size
+        self.device = q.device
+        self.offset = _long_range_offset(length)
+        self._q, self._k = q, k
+        self._bits = operand_bits(dim)
+        self._scale = math.log2(math.e) / math.sqrt(dim)
+        self._q_rows: list[torch.Tensor | None] = [None] * hkv
+        self._keys: list[torch.Tensor | None] = [None] * hkv
+        self.tasks: list[tuple[int, int]] = []
+        if self.offset < length:  # else L < 4: no long-range entries at all
+            self.tasks = [(h, r0) for h in range(hkv) for r0 in range(self.offset, length, block_size)]
+        self.partials: list[Partial | None] = [None] * len(self.tasks)
+
+    @torch.inference_mode()
+    def round_head(self, h: int) -> None:
+        """The exact operands of kv head ``h`` (needed before its tasks run)."""
+        q_bits, k_bits = self._bits
+        heads = slice(h * self.group, (h + 1) * self.group)
+        self._q_rows[h] = scaled_integers(self._q[heads, self.offset :].float() * self._scale, q_bits)
+        self._keys[h] = scaled_integers(self._k[h].float(), k_bits)
+
+    def tasks_of(self, h: int) -> list[int]:
+        """Indices of kv head ``h``'s tasks, most key blocks first (a late task is a small one)."""
+        return sorted((i for i, task in enumerate(self.tasks) if task[0] == h), key=lambda i: -self.tasks[i][1])
+
+    @torch.inference_mode()
+    def run(self, index: int) -> None:
+        """Task ``index``'s sums per query head of its group: (mass / norm, mass_sq / norm^2)."""
+        h, r0 = self.tasks[index]
+        q_rows, keys = self._q_rows[h], self._keys[h]
+        if q_rows is None or keys is None:
+            raise RuntimeError(f"kv head {h} is not rounded yet: run round_head({h}) first")
+        b = min(self.block_size, self.length - r0)
+        group = self.group
+        start = r0 - self.offset
+        q_block = q_rows[:, start : start + b].reshape(group * b, -1)
+        sums = [torch.empty(group * b, device=q_block.device) for _ in range(3)]
+        for c in range(0, group * b, ROW_CHUNK):
+            rows = slice(c, min(c + ROW_CHUNK, group * b))
+            chunk = _chunk_sums(q_block, keys, rows, r0, b, self.offset, self.block_size)
+            for total, value in zip(sums, chunk, strict=True):
+                total[rows] = value
+        norm, mass, mass_sq = (s.view(group, b) for s in sums)
+        norm = norm.double()
+        self.partials[index] = ((mass.double() / norm).sum(-1), (mass_sq.double() / (norm * norm)).sum(-1))
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ds_heads, du_heads) float64 [Hq] from the tasks' partial sums, in task order."""
+        total = torch.zeros(self.num_kv_heads, self.group, dtype=torch.float64, device=self.device)
+        total_sq = torch.zeros_like(total)
+        for task, partial in zip(self.tasks, self.partials, strict=True):
+            if partial is None:
+                raise RuntimeError(f"task {task} has not run")
+            h = task[0]
+            total[h] += partial[0]
+            total_sq[h] += partial[1]
+        ds = (total / self.length).reshape(self.num_heads)
+        return ds, _variance(total, total_sq, self.length).reshape(self.num_heads)
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every stage in order, in the calling thread."""
+        for h in range(self.num_kv_heads):
+            self.round_head(h)
+        for index in range(len(self.tasks)):
+            self.run(index)
+        return self.result()
 
 
 @torch.inference_mode()
@@ -108,39 +217,16 @@ def long_range_statistics(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(ds_heads, du_heads), float64 tensors of shape [Hq], computed in fp32 blocks.
 
-    The work splits into tasks (kv head, row block), each computed single-threaded, run
-    over a pool of ``torch.get_num_threads()`` workers and summed in a fixed order: the
-    result is the same bits at any thread count (see ``longattn_assets.numerics``).
+    On the CPU it runs on one single-threaded worker; the scorer runs the same tasks on
+    several (``parallel.py``), with the same bits.
     """
-    hq, hkv, length, dim = _check_shapes(q, k)
-    group = hq // hkv
-    offset = _long_range_offset(length)
-    total = torch.zeros(hkv, group, dtype=torch.float64, device=q.device)
-    total_sq = torch.zeros_like(total)
-    if offset >= length:  # L < 4: no long-range entries at all
-        return total.reshape(hq), _variance(total, total_sq, length).reshape(hq)
+    from ..numerics import SingleThreadedWorkers
 
-    q_bits, k_bits = operand_bits(dim)
-    scale = math.log2(math.e) / math.sqrt(dim)
-    rows_q = (q.float() * scale).reshape(hkv, group, length, dim)[:, :, offset:]
-    q_rows = [integer_rows(rows_q[h], q_bits) for h in range(hkv)]
-    keys = [integer_rows(k[h].float(), k_bits) for h in range(hkv)]
-    tasks = [(h, r0) for h in range(hkv) for r0 in range(offset, length, block_size)]
-
-    def run(task: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        h, r0 = task
-        b = min(block_size, length - r0)
-        return _row_block_sums(q_rows[h], keys[h], r0, b, length, offset, block_size)
-
-    workers = torch.get_num_threads() if q.device.type == "cpu" else 1
-    with single_threaded(), ThreadPoolExecutor(max_workers=workers) as pool:
-        partials = list(pool.map(run, tasks))
-    for (h, _), (mass, mass_sq) in zip(tasks, partials, strict=True):
-        total[h] += mass
-        total_sq[h] += mass_sq
-
-    ds = (total / length).reshape(hq)
-    return ds, _variance(total, total_sq, length).reshape(hq)
+    statistics = WindowStatistics(q, k, block_size=block_size)
+    if q.device.type != "cpu":
+        return statistics.compute()
+    with SingleThreadedWorkers(1) as worker:
+        return worker.submit(statistics.compute).result()
 
 
 def long_range_mask(length: int, device: torch.device | str = "cpu") -> torch.Tensor:
