@@ -1,19 +1,30 @@
-"""CPU benchmark of the streaming layer-0 scorer against the materialized reference.
+"""CPU benchmark of the exact scorer against the float32 streaming path it replaced, side by side.
 
-    python benchmarks/cpu_scorer_bench.py [--lengths 2048 4096 8192] [--long 32768]
+    python benchmarks/cpu_scorer_bench.py [--lengths 2048 8192 32768] [--cores 1 2] [--rounds 3]
+                                          [--materialized-max 8192] [--old-exact REV]
 
-On the embedded SmolLM2-135M (9 query heads, 3 kv heads, head_dim 64) and real text
-(stdlib sources tokenized by its tokenizer), for each window length L it times:
-- stream: ``Layer0Scorer.score([window])`` (projections + streaming statistics);
-- reference: the same projections + ``materialized_statistics`` (full L x L per head);
-- statistics: the streaming statistics alone on the projected q, k (what the floor bounds);
-- floor: the bare blocked q k^T matmuls over exactly the (row block, key block) pairs the
-  streaming pass visits (rows >= L/4, causal blocks), into a reused buffer, no softmax.
-Times are the best of a few runs. Each measurement runs in its own subprocess. Memory is
-reported twice: the process's whole-life peak RSS (getrusage ru_maxrss; includes Python,
-torch, the tokenizer and loading the weights) and the increase of RSS during the measured
-calls over RSS just before them (a thread samples RSS every millisecond, so a peak shorter
-than that can be missed).
+On the embedded SmolLM2-135M (9 query heads, 3 kv heads, head_dim 64) and real text (stdlib
+module sources tokenized by its tokenizer), per window of L tokens (BOS + L - 1), it times:
+
+- **exact**: ``Layer0Scorer.score([window])`` with 1 and 2 workers (``--cores``): the scorer
+  as the CLI, the assets and Slurm run it; bit-reproducible; ATen pinned to AVX2.
+- **float32**: the float32 streaming path the scorer had before its scores were made
+  bit-reproducible (commit e6eb392, kept below as the reference): one float32 matmul for
+  the window's q/k projection, RoPE, then the streaming statistics in float32 blocks of
+  the three kv heads at once, with 1 and 2 torch threads, at the CPU's own ATen capability
+  (AVX-512 where there is one), as it ran then.
+- **materialized**: the same float32 projections + ``materialized_statistics`` (the full
+  L x L softmax per head, as the authors' code computes it), 2 threads, up to
+  ``--materialized-max`` (32,768 would need ~24 GB).
+- **old exact** (``--old-exact REV``): ``Layer0Scorer.score`` of the package as it was at a
+  git revision, with 1 and 2 torch threads (how that scorer used cores).
+
+Each configuration runs in a process of its own, started once per length, warmed on
+another window of the same length (so caches are as in a long scoring run, not filled by
+the timed window itself); then the processes time one call each in turn, ``--rounds``
+times, so every configuration sees the same machine load; a time is the best of its
+rounds. The load average is printed with each round. Peak RSS is each process's
+``ru_maxrss``: Python, torch, the weights and the token table included.
 """
 
 from __future__ import annotations
@@ -21,167 +32,283 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
+import os
 import resource
 import subprocess
 import sys
-import threading
+import tarfile
+import tempfile
 import time
+from pathlib import Path
 
-MODULES = ("inspect", "typing", "argparse", "dataclasses", "pathlib", "subprocess", "tarfile")
-
-
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-class _RssSampler:
-    """Highest resident set size seen while the block runs, sampled every millisecond."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self.process = psutil.Process()
-        self.highest = 0
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self.highest = max(self.highest, self.process.memory_info().rss)
-            self._stop.wait(0.001)
-
-    def __enter__(self) -> _RssSampler:
-        self.start = self.process.memory_info().rss
-        self.highest = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+REPO = Path(__file__).resolve().parents[1]
+MODULES = (
+    "inspect", "typing", "argparse", "dataclasses", "pathlib", "subprocess", "tarfile", "ast",
+    "collections", "enum", "functools", "logging", "threading", "email.message", "difflib",
+)  # fmt: skip
 
 
-def _real_window(tokenizer, n_tokens: int) -> list[int]:
+def real_windows(tokenizer, n_tokens: int, count: int = 2) -> list[list[int]]:
+    """``count`` windows of ``n_tokens`` of real text, one after another in the sources."""
     import importlib
 
     ids: list[int] = []
     for name in MODULES:
         ids.extend(tokenizer.encode_batch([inspect.getsource(importlib.import_module(name))])[0])
-        if len(ids) >= n_tokens:
-            return ids[:n_tokens]
-    raise RuntimeError(f"only {len(ids)} tokens of text available")
+        if len(ids) >= count * n_tokens:
+            return [ids[i * n_tokens : (i + 1) * n_tokens] for i in range(count)]
+    raise RuntimeError(f"only {len(ids)} tokens of text available, {count * n_tokens} needed")
 
 
-def _best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+# --- the float32 streaming path before bit-reproducibility (e6eb392), the reference -------
 
 
-def _blocked_qk_floor(q, k, block_size: int) -> None:
+def float32_project(projector, window: list[int]):
+    """q, k of one window as e6eb392 projected them: float32 RMSNorm and one float32 matmul."""
+    import torch
+
+    from longattn_assets.scoring.rope import apply_rotary
+
+    ids = torch.tensor([projector.bos_token_id, *window])
+    hidden = projector.embed[ids].float()
+    hidden = hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + projector.eps)
+    qk = (projector.norm_weight * hidden) @ projector.qk_weight.T
+    if projector.qk_bias is not None:
+        qk = qk + projector.qk_bias
+    length, q_width = qk.shape[0], projector.num_heads * projector.head_dim
+    q = qk[:, :q_width].reshape(length, projector.num_heads, projector.head_dim).transpose(0, 1)
+    k = qk[:, q_width:].reshape(length, projector.num_kv_heads, projector.head_dim).transpose(0, 1)
+    cos, sin = projector.rotary.cos_sin(length, projector.device)
+    return apply_rotary(q, cos, sin).contiguous(), apply_rotary(k, cos, sin).contiguous()
+
+
+def float32_statistics(q, k, block_size: int = 512):
+    """e6eb392's ``long_range_statistics``: float32 blocks over all kv heads, online softmax."""
     import torch
 
     hq, length, dim = q.shape
     hkv = k.shape[0]
+    group = hq // hkv
     offset = length - 3 * (length // 4)
-    rows = q.reshape(hkv, hq // hkv, length, dim)[:, :, offset:]
-    buffer = torch.empty(hq * block_size * block_size)
+    total = torch.zeros(hkv, group, dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    scale = math.log2(math.e) / math.sqrt(dim)
+    rows_q = (q.float() * scale).reshape(hkv, group, length, dim)[:, :, offset:]
+    keys = k.float()
+    buffer = torch.empty(hkv * group * block_size * block_size)
+    key_index = torch.arange(block_size)
     for r0 in range(offset, length, block_size):
         b = min(block_size, length - r0)
-        q_block = rows[:, :, r0 - offset : r0 - offset + b].reshape(hkv, -1, dim)
+        q_block = rows_q[:, :, r0 - offset : r0 - offset + b].reshape(hkv, group * b, dim)
+        row_index = torch.arange(r0, r0 + b)
+        run_max = torch.full((hkv, group * b), -math.inf)
+        norm = torch.zeros_like(run_max)
+        mass = torch.zeros_like(run_max)
+        mass_sq = torch.zeros_like(run_max)
         for c0 in range(0, r0 + b, block_size):
             kb = min(block_size, r0 + b - c0)
-            out = buffer[: hq * b * kb].view(hkv, -1, kb)
-            torch.bmm(q_block, k[:, c0 : c0 + kb].transpose(1, 2), out=out)
+            scores = buffer[: hkv * group * b * kb].view(hkv, group * b, kb)
+            torch.bmm(q_block, keys[:, c0 : c0 + kb].transpose(1, 2), out=scores)
+            cols = key_index[:kb] + c0
+            if c0 + kb - 1 > r0:
+                scores.view(hkv, group, b, kb).masked_fill_(cols[None, :] > row_index[:, None], -math.inf)
+            new_max = torch.maximum(run_max, scores.amax(-1))
+            alpha = torch.exp2(run_max - new_max)
+            run_max = new_max
+            scores.sub_(new_max[..., None]).exp2_()
+            block_sum = scores.sum(-1)
+            norm.mul_(alpha).add_(block_sum)
+            mass.mul_(alpha)
+            mass_sq.mul_(alpha * alpha)
+            if c0 > r0 + b - 1 - offset:
+                continue
+            if c0 + kb - 1 > r0 - offset:
+                scores.view(hkv, group, b, kb).mul_(cols[None, :] <= (row_index - offset)[:, None])
+                block_sum = scores.sum(-1)
+            mass.add_(block_sum)
+            mass_sq.add_(torch.linalg.vector_norm(scores, dim=-1).square_())
+        norm = norm.double()
+        total += (mass.double() / norm).view(hkv, group, b).sum(-1)
+        total_sq += (mass_sq.double() / (norm * norm)).view(hkv, group, b).sum(-1)
+    n = length * length
+    return (total / length).reshape(hq), ((total_sq - total * total / n) / (n - 1)).reshape(hq)
 
 
-def measure(kind: str, length: int, repeats: int) -> dict:
-    """One measurement in this process (called in a fresh subprocess by ``main``)."""
+# --- one configuration, in a process of its own ---------------------------------------------
+
+
+def child(kind: str, length: int, cores: int) -> None:
+    """Warm up, say ready, then time one call per line read from stdin until it is closed."""
+    if kind in ("float32", "materialized"):
+        import longattn_assets  # noqa: F401 - pins AVX2 for the scorer; the reference ran unpinned
+
+        os.environ.pop("ATEN_CPU_CAPABILITY", None)
     import torch
 
     from longattn_assets.model.layer0 import load_layer0
     from longattn_assets.model.tokenizer import load_tokenizer
+    from longattn_assets.scoring.projections import Layer0Projector
     from longattn_assets.scoring.scorer import Layer0Scorer
-    from longattn_assets.scoring.statistics import long_range_statistics, materialized_statistics
+    from longattn_assets.scoring.statistics import materialized_statistics
 
+    torch.set_num_threads(cores)
     tokenizer = load_tokenizer("smollm2-135m")
-    scorer = Layer0Scorer(
-        load_layer0("smollm2-135m"), device="cpu", bos_token_id=tokenizer.bos_token_id
-    )
-    window = _real_window(tokenizer, length - 1)
-    q, k = scorer.projector.project([window])[0]
-    result: dict = {"kind": kind, "L": length}
+    weights = load_layer0("smollm2-135m")
+    timed, warm = real_windows(tokenizer, length - 1)
+    if kind in ("exact", "old-exact"):
+        options = {"workers": cores} if kind == "exact" else {}
+        scorer = Layer0Scorer(weights, device="cpu", bos_token_id=tokenizer.bos_token_id, **options)
+    else:
+        projector = Layer0Projector(weights, bos_token_id=tokenizer.bos_token_id)
 
-    def reference():
-        qr, kr = scorer.projector.project([window])[0]
-        return materialized_statistics(qr, kr)
+    def call(window):
+        if kind in ("exact", "old-exact"):
+            return scorer.score([window])
+        with torch.inference_mode():
+            q, k = float32_project(projector, window)
+            if kind == "float32":
+                return float32_statistics(q, k)
+            return materialized_statistics(q, k)
 
-    call = (lambda: scorer.score([window])) if kind == "stream" else reference
-    with _RssSampler() as rss:
-        result["seconds"] = _best(call, repeats)
-    result["peak_rss"] = _peak_rss()
-    result["rss_increase"] = rss.highest - rss.start
-    if kind == "stream":
-        result["statistics_seconds"] = _best(lambda: long_range_statistics(q, k), repeats)
-        result["floor_seconds"] = _best(lambda: _blocked_qk_floor(q, k, scorer.block_size), repeats)
-        result["threads"] = torch.get_num_threads()
-    return result
-
-
-def _run_child(kind: str, length: int, repeats: int) -> dict:
-    command = [sys.executable, __file__, "--child", kind, str(length), str(repeats)]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    call(warm)
+    print(json.dumps({"ready": True, "capability": torch.backends.cpu.get_cpu_capability()}), flush=True)
+    for _ in sys.stdin:
+        start, cpu = time.perf_counter(), time.process_time()
+        call(timed)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        print(json.dumps({"seconds": seconds, "cpu": cpu}), flush=True)
+    print(json.dumps({"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}), flush=True)
 
 
-def _gb(n: int) -> str:
-    return f"{n / 2**30:.2f}"
+class Config:
+    def __init__(self, kind: str, length: int, cores: int, package_root: Path | None = None):
+        self.kind, self.length, self.cores = kind, length, cores
+        env = dict(os.environ)
+        if package_root is not None:
+            env["PYTHONPATH"] = str(package_root)
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", kind, str(length), str(cores)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+            cwd=package_root or REPO,
+        )  # fmt: skip
+        self.times: list[float] = []
+        self.cpu: list[float] = []
+        self.capability = ""
+        self.peak_rss = 0
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"{self.kind} L={self.length} cores={self.cores} exited with {self.process.wait()}")
+        return json.loads(line)
+
+    def wait_ready(self) -> None:
+        self.capability = self._read()["capability"]
+
+    def time_once(self) -> None:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        measured = self._read()
+        self.times.append(measured["seconds"])
+        self.cpu.append(measured["cpu"])
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.peak_rss = self._read()["peak_rss"]
+        self.process.wait()
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+
+def _old_package(rev: str, folder: str) -> Path:
+    archive = Path(folder) / "old.tar"
+    subprocess.run(["git", "archive", "-o", str(archive), rev, "longattn_assets"], cwd=REPO, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+    return Path(folder)
+
+
+def measure(length: int, args, old_root: Path | None) -> dict[tuple[str, int], Config]:
+    kinds = [("float32", c) for c in args.cores] + [("exact", c) for c in args.cores]
+    if old_root is not None:
+        kinds += [("old-exact", c) for c in args.cores]
+    if length <= args.materialized_max:
+        kinds.append(("materialized", max(args.cores)))
+    configs = {}
+    for kind, cores in kinds:  # one at a time: warming up in parallel would skew nothing but memory
+        configs[kind, cores] = Config(kind, length, cores, old_root if kind == "old-exact" else None)
+        configs[kind, cores].wait_ready()
+    order = list(configs.values())
+    for round_ in range(args.rounds):
+        shift = round_ % len(order)
+        for config in order[shift:] + order[:shift]:
+            config.time_once()
+        print(f"L={length} round {round_ + 1}/{args.rounds}: load average {os.getloadavg()[0]:.2f}", flush=True)
+    for config in order:
+        config.close()
+    return configs
+
+
+def _ratios(length: int, configs: dict[tuple[str, int], Config], cores: list[int]) -> str:
+    def t(kind: str, c: int) -> float:
+        return configs[kind, c].best
+
+    low, high = cores[0], cores[-1]
+    cells = [str(length)]
+    cells += [f"{t('exact', c) / t('float32', c):.2f}" for c in cores]
+    cells.append(f"{t('exact', low) / t('exact', high):.2f}x")
+    cells.append(f"{t('float32', low) / t('float32', high):.2f}x")
+    cells.append(f"{min(configs['exact', low].cpu) / min(configs['float32', low].cpu):.2f}")
+    if ("materialized", high) in configs:
+        cells.append(f"{t('materialized', high) / t('exact', high):.1f}x")
+    else:
+        cells.append("-")
+    if ("old-exact", high) in configs:
+        cells.append(f"{t('old-exact', high) / t('exact', high):.2f}x")
+    return "| " + " | ".join(cells) + " |"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[2048, 4096, 8192])
-    parser.add_argument("--long", type=int, default=32768, help="length timed for streaming only")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[2048, 8192, 32768])
+    parser.add_argument("--cores", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--materialized-max", type=int, default=8192)
+    parser.add_argument("--old-exact", metavar="REV", help="also time the scorer of this git revision")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        kind, length, repeats = args.child
-        print(json.dumps(measure(kind, int(length), int(repeats))))
+        kind, length, cores = args.child
+        child(kind, int(length), int(cores))
         return
 
-    rows = []
-    for length in args.lengths:
-        stream = _run_child("stream", length, args.repeats)
-        reference = _run_child("reference", length, max(1, args.repeats - 1))
-        rows.append((length, stream, reference))
-    long_stream = _run_child("stream", args.long, min(2, args.repeats)) if args.long else None
-
-    print(f"CPU threads: {rows[0][1]['threads'] if rows else long_stream['threads']}")
-    print(
-        "| L | stream s | reference s | speed-up | statistics s | bare QK^T floor s "
-        "| statistics / floor "
-        "| stream process peak RSS GB (+during call) | reference process peak RSS GB (+during call) |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for length, s, r in rows:
-        print(
-            f"| {length} | {s['seconds']:.3f} | {r['seconds']:.3f} | {r['seconds'] / s['seconds']:.1f}x "
-            f"| {s['statistics_seconds']:.3f} | {s['floor_seconds']:.3f} "
-            f"| {s['statistics_seconds'] / s['floor_seconds']:.2f} "
-            f"| {_gb(s['peak_rss'])} (+{_gb(s['rss_increase'])}) "
-            f"| {_gb(r['peak_rss'])} (+{_gb(r['rss_increase'])}) |"
-        )
-    if long_stream:
-        s = long_stream
-        print(
-            f"| {s['L']} | {s['seconds']:.3f} | not run | - | {s['statistics_seconds']:.3f} "
-            f"| {s['floor_seconds']:.3f} | {s['statistics_seconds'] / s['floor_seconds']:.2f} "
-            f"| {_gb(s['peak_rss'])} (+{_gb(s['rss_increase'])}) | - |"
-        )
+    cores = sorted(set(args.cores))
+    args.cores = cores
+    with tempfile.TemporaryDirectory() as folder:
+        old_root = _old_package(args.old_exact, folder) if args.old_exact else None
+        results = [(length, measure(length, args, old_root)) for length in args.lengths]
+    print(f"\nCPUs: {len(os.sched_getaffinity(0))}; best of {args.rounds} rounds; CPU s: the process's "
+          "CPU time during that call (all its threads)")  # fmt: skip
+    print("| L | path | cores | ATen | best s | CPU s | core use | peak RSS GB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for length, configs in results:
+        for (kind, c), config in configs.items():
+            use = min(config.cpu) / (config.best * c)
+            print(f"| {length} | {kind} | {c} | {config.capability} | {config.best:.3f} | "
+                  f"{min(config.cpu):.3f} | {use:.0%} | {config.peak_rss / 2**30:.2f} |")  # fmt: skip
+    low, high = cores[0], cores[-1]
+    header = ["L"] + [f"exact / float32, {c} core{'s' * (c > 1)}" for c in cores]
+    header += [f"exact {high} vs {low} cores", f"float32 {high} vs {low} cores",
+               f"exact / float32 CPU s, {low} core", f"exact speed-up over materialized, {high} cores"]  # fmt: skip
+    if args.old_exact:
+        header.append(f"speed-up over old exact, {high} cores")
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for length, configs in results:
+        print(_ratios(length, configs, cores))
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ def _score(args: argparse.Namespace) -> int:
         rope_theta=args.rope_theta,
         rope_scaling=json.loads(args.rope_scaling) if args.rope_scaling else None,
         kernel=args.kernel,
+        workers=args.workers if args.workers is not None else settings.scoring_workers(),
     )
 
     def progress(done: int, total: int) -> None:
@@ -110,6 +111,11 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-tokens", default=65536, help=_allowed("batch_tokens", "default 65536"))
     p.add_argument("--block-size", default=512, help=_allowed("block_size", "default 512"))
     p.add_argument("--kernel", default="auto", help=_allowed("kernel"))
+    p.add_argument(
+        "--workers", default=None,
+        help=_allowed("workers", "CPU scoring workers, one core each; default: "
+                      "$LONGATTN_SCORING_WORKERS, else the CPUs this process may use"),
+    )  # fmt: skip
     p.add_argument("--rope-theta", default=None, help="override the model's rope_theta (> 0)")
     p.add_argument("--rope-scaling", default=None, help='override rope scaling, JSON: {"rope_type": "linear", "factor": 4}')
     p.add_argument("--no-bos", action="store_true", help="do not prepend the BOS token")

@@ -77,6 +77,7 @@ class SingleThreadedWorkers:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
         self.workers = workers
+        self.pid = os.getpid()  # a forked child has none of these threads
         caller = torch.get_num_threads()
         self._executor = ThreadPoolExecutor(
             workers, thread_name_prefix="longattn-worker", initializer=_one_torch_thread

@@ -87,7 +87,7 @@ class Windowing(dg.ConfigurableResource):
 
 SCORER_FIELDS = (
     "model", "device", "dtype", "batch_tokens", "block_size", "rope_theta", "rope_scaling",
-    "kernel", "resume_chunk_windows",
+    "kernel", "resume_chunk_windows", "workers",
 )
 
 
@@ -105,6 +105,8 @@ class AttentionScorer(dg.ConfigurableResource):
     kernel: Kernel = "auto"
     # Windows scored between two saved parts: a killed step redoes at most this many.
     resume_chunk_windows: int = 256
+    # CPU scoring workers (one core each); None: the CPUs the scoring process may use.
+    workers: int | None = settings.scoring_workers()
 
     lock_dir: str = str(settings.cache_dir() / "device-locks")
 
@@ -137,6 +139,7 @@ class AttentionScorer(dg.ConfigurableResource):
                 rope_theta=self.rope_theta,
                 rope_scaling=json.loads(self.rope_scaling) if self.rope_scaling else None,
                 kernel=self.kernel,
+                workers=self.workers,
             )
             self._scorer_device = device
         return self._scorer

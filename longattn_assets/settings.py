@@ -101,6 +101,12 @@ def ingest_memory() -> str:
     return checked_env("LONGATTN_INGEST_MEMORY", "memory_budget", DEFAULT_INGEST_MEMORY)
 
 
+def scoring_workers() -> int | None:
+    """Workers of the CPU scorer (LONGATTN_SCORING_WORKERS); None: the CPUs the scoring
+    process may use, counted where it runs (a Slurm task's CPUs on its node)."""
+    return checked_env("LONGATTN_SCORING_WORKERS", "workers", None)
+
+
 def ingest_workers() -> int:
     """Processes that read input files in parallel (default: the CPUs this process may use)."""
     return checked_env("LONGATTN_INGEST_WORKERS", "workers", len(os.sched_getaffinity(0)))

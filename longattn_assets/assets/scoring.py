@@ -61,6 +61,7 @@ def scored_chunks(
             "peak_memory_bytes": stats["peak_memory_bytes"],
             "device": str(stats["device"]),
             "kernel": stats["kernel"],
+            "workers": stats["workers"],
             "model": stats["model"],
             "provenance": stats["provenance"],
             "path": dg.MetadataValue.path(str(output)),

@@ -31,7 +31,9 @@ def score_command(python: str) -> list[str]:
 
 
 def scorer_options(scorer: AttentionScorer) -> list[str]:
-    return ["--model", scorer.model, "--device", scorer.device, "--batch-tokens", str(scorer.batch_tokens)]
+    """`longattn score` options of a task; without ``workers`` a task uses the CPUs Slurm gave it."""
+    options = ["--model", scorer.model, "--device", scorer.device, "--batch-tokens", str(scorer.batch_tokens)]
+    return options + (["--workers", str(scorer.workers)] if scorer.workers is not None else [])
 
 
 @dg.op(

@@ -36,6 +36,7 @@ def build_scorer(
     rope_theta: float | None = None,
     rope_scaling: dict | None = None,
     kernel: str = "auto",
+    workers: int | None = None,
 ) -> Layer0Scorer:
     source = resolve_model(model)
     tokenizer = load_tokenizer(source)
@@ -51,6 +52,7 @@ def build_scorer(
         add_bos=add_bos,
         bos_token_id=tokenizer.bos_token_id,
         kernel=kernel,
+        workers=workers,
     )
     log.info("scorer ready: %s on %s (%s kernel)", source.spec, scorer.device, scorer.kernel)
     return scorer

@@ -141,7 +141,7 @@ class Layer0Scorer:
         return WindowStatistics(*self.projector.project_one(window), block_size=self.block_size)
 
     def _cpu_workers(self) -> SingleThreadedWorkers:
-        if self._pool is None:
+        if self._pool is None or self._pool.pid != os.getpid():
             self._pool = SingleThreadedWorkers(self.workers)
         return self._pool
 

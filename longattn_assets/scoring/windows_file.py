@@ -221,6 +221,7 @@ def score_windows_file(
         "peak_memory_bytes": scorer.peak_memory_bytes(),
         "device": str(scorer.device),
         "kernel": scorer.kernel_description,
+        "workers": scorer.workers,
         "model": scorer.fingerprint,
         "provenance": record.fingerprint,
     }

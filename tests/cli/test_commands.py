@@ -48,7 +48,8 @@ def test_window_score_select_from_the_command_line(tmp_path: Path, capsys):
     assert table.num_rows == summary["windows"] > 0
 
     scores = tmp_path / "s.parquet"
-    assert main(["score", str(windows), "--output", str(scores), "--device", "cpu"]) == 0
+    assert main(["score", str(windows), "--output", str(scores), "--device", "cpu", "--workers", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["workers"] == 2
     scored = pq.read_table(scores)
     assert scored.column("data_id").to_pylist() == table.column("data_id").to_pylist()
     assert scored.schema.names == [

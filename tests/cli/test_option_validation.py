@@ -51,6 +51,7 @@ BAD_OPTIONS = [
     (SCORE, "--kernel", "cuda", "one of auto, torch, triton"),
     (SCORE, "--batch-tokens", "0", "an integer >= 1"),
     (SCORE, "--block-size", "-1", "an integer >= 1"),
+    (SCORE, "--workers", "0", "an integer >= 1"),
     (SCORE, "--rope-theta", "0", "a finite number > 0"),
     (SCORE, "--rope-theta", "nan", "a finite number > 0"),
     (SCORE, "--rope-scaling", "[4]", "a JSON object"),
@@ -78,6 +79,7 @@ BAD_VARIABLES = [
     ("LONGATTN_DEVICE", "cuda0", "auto, cpu, cuda or cuda:N", settings.device),
     ("LONGATTN_INGEST_MEMORY", "lots", "a size such as 1GB", settings.ingest_memory),
     ("LONGATTN_INGEST_WORKERS", "0", "an integer >= 1", settings.ingest_workers),
+    ("LONGATTN_SCORING_WORKERS", "two", "an integer >= 1", settings.scoring_workers),
     ("LONGATTN_SLURM", "maybe", "1, true, yes, 0, false or no", slurm_enabled),
     ("LONGATTN_SLURM_REQUEUE", "2", "1, true, yes, 0, false or no", lambda: SlurmSettings.from_env("/x")),
     ("LONGATTN_SLURM_GPUS_PER_TASK", "-1", "an integer >= 0", lambda: SlurmSettings.from_env("/x")),
@@ -215,6 +217,7 @@ def test_checked_values_keep_their_meaning():
         ("attention_scorer", {"batch_tokens": -1}, "attention_scorer.batch_tokens: got -1"),
         ("attention_scorer", {"device": "gpu0"}, "attention_scorer.device: got 'gpu0'"),
         ("attention_scorer", {"rope_theta": float("nan")}, "attention_scorer.rope_theta: got nan"),
+        ("attention_scorer", {"workers": 0}, "attention_scorer.workers: got 0, expected an integer >= 1"),
     ],
 )
 def test_bad_resource_config_fails_the_run_before_any_step(resource, config, line, tmp_path: Path):

@@ -113,3 +113,11 @@ def test_interrupting_the_wait_cancels_the_array_job(slurm: Path, tmp_path: Path
     assert not commands.job_active(submitted[0])
     states = subprocess.run(["scontrol", "-o", "show", "job", submitted[0]], capture_output=True, text=True).stdout
     assert "JobState=CANCELLED" in states
+
+
+def test_tasks_get_the_scorer_workers_when_set_else_the_cpus_slurm_gives_them():
+    from longattn_assets.assets.slurm_scoring import scorer_options
+    from longattn_assets.resources import AttentionScorer
+
+    assert scorer_options(AttentionScorer(device="cpu", workers=3))[-2:] == ["--workers", "3"]
+    assert "--workers" not in scorer_options(AttentionScorer(device="cpu", workers=None))
