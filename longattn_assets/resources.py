@@ -11,6 +11,7 @@ with one line naming it before any step does work.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr, model_validator
+from pydantic import model_validator
 
 from . import settings
 from .corpus.budget import MemoryPlan, parse_size
 from .corpus.input_file import location, redact, text_fields
-from .model.source import ModelSource, resolve_model
+from .model.source import ModelSource, file_identity, resolve_model
 from .model.tokenizer import ModelTokenizer, load_tokenizer
 from .storage import DataLayout
 from .validation import Dtype, Kernel, check_device_available, check_fields
@@ -91,6 +92,18 @@ SCORER_FIELDS = (
 )
 
 
+@functools.lru_cache(maxsize=1)
+def _process_scorer(settings: tuple, path: str, identity: str):
+    """One scorer per process: ``path`` and ``identity`` (size, mtime) make a changed model a new key."""
+    from .scoring.factory import build_scorer
+
+    fields = dict(settings)
+    rope_scaling = fields.pop("rope_scaling")
+    return build_scorer(
+        fields.pop("model"), rope_scaling=json.loads(rope_scaling) if rope_scaling else None, **fields
+    )
+
+
 class AttentionScorer(dg.ConfigurableResource):
     """Layer-0 attention scorer (DESIGN 1.2); the model also defines the tokenizer."""
 
@@ -110,9 +123,6 @@ class AttentionScorer(dg.ConfigurableResource):
 
     lock_dir: str = str(settings.cache_dir() / "device-locks")
 
-    _scorer: Any = PrivateAttr(default=None)
-    _scorer_device: str | None = PrivateAttr(default=None)
-
     @model_validator(mode="after")
     def _check(self) -> AttentionScorer:
         check_fields(self, "attention_scorer", SCORER_FIELDS)
@@ -125,24 +135,13 @@ class AttentionScorer(dg.ConfigurableResource):
         return load_tokenizer(self.source())
 
     def scorer(self, device: str):
-        """The :class:`Layer0Scorer` on ``device``, built once per process and device."""
-        if self._scorer is None or self._scorer_device != device:
-            from .scoring.factory import build_scorer
-
-            self._scorer = build_scorer(
-                self.model,
-                device=device,
-                dtype=self.dtype,
-                batch_tokens=self.batch_tokens,
-                block_size=self.block_size,
-                add_bos=self.add_bos,
-                rope_theta=self.rope_theta,
-                rope_scaling=json.loads(self.rope_scaling) if self.rope_scaling else None,
-                kernel=self.kernel,
-                workers=self.workers,
-            )
-            self._scorer_device = device
-        return self._scorer
+        """The :class:`Layer0Scorer` on ``device``, built once per process for these settings
+        and model file: Dagster gives every run its own copy of a resource, and the runs of one
+        process (the demo's) share the scorer's weights, token table, RoPE tables and workers."""
+        source = self.source()
+        fields = {name: getattr(self, name) for name in SCORER_FIELDS if name not in ("device", "resume_chunk_windows")}
+        key = tuple(sorted((fields | {"add_bos": self.add_bos, "device": device}).items()))
+        return _process_scorer(key, str(source.path), file_identity(source.path))
 
     @contextmanager
     def scoring_session(self) -> Iterator[Any]:

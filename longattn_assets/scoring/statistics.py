@@ -98,15 +98,16 @@ def _chunk_sums(
     start = rows.start % b
     first, last = (r0, r0 + b - 1) if start + n > b else (r0 + start, r0 + start + n - 1)
     wide, narrow = _buffers.get(n * block_size, q.device)
+    full = wide[: n * block_size].view(n, block_size), narrow[: n * block_size].view(n, block_size)
     run_max = torch.full((n,), -math.inf, device=q.device)
     norm = torch.zeros_like(run_max)
     mass = torch.zeros_like(run_max)
     mass_sq = torch.zeros_like(run_max)
     for c0 in range(0, r0 + b, block_size):
         kb = min(block_size, r0 + b - c0)
-        scores = narrow[: n * kb].view(n, kb)
+        product, scores = full if kb == block_size else (wide[: n * kb].view(n, kb), narrow[: n * kb].view(n, kb))
         # The scores of this block, in log2 units: the exact product rounded to float32.
-        scores.copy_(exact_product(chunk, keys[c0 : c0 + kb], out=wide[: n * kb].view(n, kb)))
+        scores.copy_(exact_product(chunk, keys[c0 : c0 + kb], out=product))
         if c0 + kb - 1 > first:  # the block crosses the causal diagonal: keep c <= r
             causal = _beyond(group_rows, b, kb, r0 - c0, q.device)[rows]
             scores.masked_fill_(causal, -math.inf)

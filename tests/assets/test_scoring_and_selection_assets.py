@@ -158,3 +158,12 @@ def test_selection_refuses_windows_of_another_window_size(scored_root):
         assert f"code|{shard}: windowed_chunks was made with window_size {WINDOW}, now {2 * WINDOW}" in message
         assert f"run: materialize windowed_chunks,scored_chunks code|{shard}" in message
     assert not (root / "longabc_dataset").exists()
+
+
+def test_runs_of_one_process_share_one_scorer_per_settings():
+    # Dagster gives each run its own copy of a resource; the scorer (weights, token table,
+    # workers) is built once per process for the same settings and model file.
+    scorer = AttentionScorer(device="cpu", workers=1).scorer("cpu")
+    assert AttentionScorer(device="cpu", workers=1).scorer("cpu") is scorer
+    other = AttentionScorer(device="cpu", workers=1, block_size=256).scorer("cpu")
+    assert other is not scorer and other.block_size == 256 and other.workers == 1
