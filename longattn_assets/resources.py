@@ -92,9 +92,9 @@ SCORER_FIELDS = (
 )
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=2)
 def _process_scorer(settings: tuple, path: str, identity: str):
-    """One scorer per process: ``path`` and ``identity`` (size, mtime) make a changed model a new key."""
+    """Scorers kept by the process: ``path`` and ``identity`` (size, mtime) make a changed model a new key."""
     from .scoring.factory import build_scorer
 
     fields = dict(settings)
@@ -138,7 +138,10 @@ class AttentionScorer(dg.ConfigurableResource):
         """The :class:`Layer0Scorer` on ``device``, built once per process for these settings
         and model file: Dagster gives every run its own copy of a resource, and the runs of one
         process (the demo's) share the scorer's weights, token table, RoPE tables and workers."""
+        from .scoring.scorer import resolve_device
+
         source = self.source()
+        device = str(resolve_device(device))  # "auto" names the device a session would claim here
         fields = {name: getattr(self, name) for name in SCORER_FIELDS if name not in ("device", "resume_chunk_windows")}
         key = tuple(sorted((fields | {"add_bos": self.add_bos, "device": device}).items()))
         return _process_scorer(key, str(source.path), file_identity(source.path))

@@ -165,5 +165,6 @@ def test_runs_of_one_process_share_one_scorer_per_settings():
     # workers) is built once per process for the same settings and model file.
     scorer = AttentionScorer(device="cpu", workers=1).scorer("cpu")
     assert AttentionScorer(device="cpu", workers=1).scorer("cpu") is scorer
+    assert AttentionScorer(device="auto", workers=1).scorer("auto") is scorer  # no GPU here: auto is cpu
     other = AttentionScorer(device="cpu", workers=1, block_size=256).scorer("cpu")
     assert other is not scorer and other.block_size == 256 and other.workers == 1
