@@ -287,24 +287,26 @@ def main() -> None:
 
     cores = sorted(set(args.cores))
     args.cores = cores
-    with tempfile.TemporaryDirectory() as folder:
-        old_root = _old_package(args.old_exact, folder) if args.old_exact else None
-        results = [(length, measure(length, args, old_root)) for length in args.lengths]
-    print(f"\nCPUs: {len(os.sched_getaffinity(0))}; best of {args.rounds} rounds; CPU s: the process's "
-          "CPU time during that call (all its threads)")  # fmt: skip
-    print("| L | path | cores | ATen | best s | CPU s | core use | peak RSS GB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for length, configs in results:
-        for (kind, c), config in configs.items():
-            use = min(config.cpu) / (config.best * c)
-            print(f"| {length} | {kind} | {c} | {config.capability} | {config.best:.3f} | "
-                  f"{min(config.cpu):.3f} | {use:.0%} | {config.peak_rss / 2**30:.2f} |")  # fmt: skip
     low, high = cores[0], cores[-1]
     header = ["L"] + [f"exact / float32, {c} core{'s' * (c > 1)}" for c in cores]
     header += [f"exact {high} vs {low} cores", f"float32 {high} vs {low} cores",
                f"exact / float32 CPU s, {low} core", f"exact speed-up over materialized, {high} cores"]  # fmt: skip
     if args.old_exact:
         header.append(f"speed-up over old exact, {high} cores")
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        old_root = _old_package(args.old_exact, folder) if args.old_exact else None
+        for length in args.lengths:  # each length's tables as soon as it is measured
+            configs = measure(length, args, old_root)
+            results.append((length, configs))
+            print(f"\nL={length}; CPUs: {len(os.sched_getaffinity(0))}; best of {args.rounds} rounds; CPU s: "
+                  "the process's CPU time during that call (all its threads)")  # fmt: skip
+            print("| L | path | cores | ATen | best s | CPU s | core use | peak RSS GB |")
+            print("|---|---|---|---|---|---|---|---|")
+            for (kind, c), config in configs.items():
+                use = min(config.cpu) / (config.best * c)
+                print(f"| {length} | {kind} | {c} | {config.capability} | {config.best:.3f} | "
+                      f"{min(config.cpu):.3f} | {use:.0%} | {config.peak_rss / 2**30:.2f} |", flush=True)  # fmt: skip
     print("\n| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for length, configs in results:
