@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -26,6 +25,7 @@ from ..storage import write_parquet
 from ..windows.files import recorded_provenance
 from .resume import ScoringParts, file_sha256
 from .scorer import Layer0Scorer
+from .token_windows import token_windows
 
 SCORED_SCHEMA = pa.schema(
     [
@@ -76,16 +76,6 @@ def scorer_recipe(scorer: Layer0Scorer) -> dict[str, object]:
     }
 
 
-def _token_windows(column: pa.ChunkedArray) -> list[np.ndarray]:
-    """Each row's token ids as a numpy view, without going through Python lists."""
-    windows = []
-    for chunk in column.chunks:
-        offsets = chunk.offsets.to_numpy()
-        values = chunk.values.to_numpy(zero_copy_only=False)
-        windows.extend(values[offsets[i] : offsets[i + 1]] for i in range(len(chunk)))
-    return windows
-
-
 def score_windows_table(
     windows: pa.Table,
     scorer: Layer0Scorer,
@@ -95,7 +85,7 @@ def score_windows_table(
 ) -> pa.Table:
     """The scored_chunks table of a windowed_chunks table, one row per window, in order."""
     _check_tokenizer(windows, model_tokenizer_fingerprint)
-    scores = scorer.score(_token_windows(windows.column("token_ids")), progress=progress)
+    scores = scorer.score(token_windows(windows.column("token_ids")), progress=progress)
     return pa.table(
         {
             "data_id": windows.column("data_id").cast(pa.string()),
