@@ -313,6 +313,12 @@ class Part:
     status: str = "running"
     seconds: float = 0.0
 
+    def raised(self, case: str, exc: Exception) -> None:
+        """A case that raised: a failure, and the first one's traceback among the notes."""
+        if not any(note.startswith("```") for note in self.notes):
+            self.notes.append(f"```\n{case}:\n{traceback.format_exc()[-4000:]}```")
+        self.failures.append(f"{case}: {type(exc).__name__}: {str(exc)[:300]}")
+
     def markdown(self) -> str:
         lines = [f"## {self.title}: {self.status} ({self.seconds:.1f} s)", ""]
         if self.summary:
@@ -528,14 +534,20 @@ def compare_kernels(check: Check, part: Part, key: str, dtype: torch.dtype, q, k
     torch_ms, on_device = check.dev.time_ms(lambda: long_range_statistics(q, k), 0, 1)
     check.torch_ms[(key, dtype, length)] = torch_ms
     errors = {"torch vs CPU": pair_errors(on_device, cpu)}
-    config, why = check.table_config(dtype, shape.head_dim)
-    if config is not None:
-        fused = check.fused(q, k, **asdict(config))
-        errors["fused vs CPU"] = pair_errors(fused, cpu)
-        errors["fused vs torch"] = pair_errors(fused, on_device)
-    worst = max(max(e["ds"] + e["du"]) for e in errors.values())
     case = f"{shape.name} {dtype_name(dtype)} L={length}"
-    if not worst <= DESIGN_RTOL:
+    config, why = check.table_config(dtype, shape.head_dim)
+    worst = 0.0
+    if config is not None:
+        try:
+            fused = check.fused(q, k, **asdict(config))
+        except Exception as exc:  # noqa: BLE001 - e.g. no compile or launch on this GPU: say so, go on
+            part.raised(f"{case}: fused kernel", exc)
+            worst = float("inf")
+        else:
+            errors["fused vs CPU"] = pair_errors(fused, cpu)
+            errors["fused vs torch"] = pair_errors(fused, on_device)
+    worst = max(worst, *(max(e["ds"] + e["du"]) for e in errors.values()))
+    if not worst <= DESIGN_RTOL and worst != float("inf"):
         part.failures.append(f"{case}: relative error {worst:.2e} > {DESIGN_RTOL:g}")
 
     def cell(name: str) -> str:
@@ -577,8 +589,8 @@ def check_batch_bits(check: Check, part: Part) -> None:
     part.notes.append(part.details["batch_bits"])
     if not same:
         part.failures.append("a window's scores differ alone and in a batch")
-    if check.dev.cuda and scorer.kernel != "triton":
-        part.failures.append(f"the scorer runs the torch kernel on this GPU ({scorer.kernel_description})")
+    if scorer.kernel != "triton":  # the fused kernel failed its probe: the log says why
+        part.failures.append(f"the scorer fell back to the torch kernel on {scorer.device}")
 
 # ---------------------------------------------------------------------------------------
 # 2. Kernel speed
@@ -621,9 +633,9 @@ def time_configs(check: Check, part: Part, key: str, q: torch.Tensor, k: torch.T
             continue
         try:
             ms, _ = check.dev.time_ms(lambda c=config: check.fused(q, k, **asdict(c)), plan.warmup, plan.repeats)
-        except Exception as exc:  # a swept config may not fit this device; the table's must
+        except Exception as exc:  # noqa: BLE001 - a swept config may not fit this GPU; the table's must
             if config == table:
-                raise
+                part.raised(f"{shape.name}: the table's {config}", exc)
             part.rows.append(speed_row(check, shape, length, "fused", f"{config}: {type(exc).__name__}", None))
             continue
         label = f"{config} (table)" if config == table else str(config)
@@ -830,8 +842,8 @@ def run_part(check: Check, name: str) -> Part:
     try:
         part = measure(check)
     except Exception as exc:  # noqa: BLE001 - one broken part must not cost the others their answers
-        part = Part(title, failures=[f"{type(exc).__name__}: {exc}"])
-        part.notes.append("```\n" + traceback.format_exc()[-4000:] + "```")
+        part = Part(title)
+        part.raised("the part", exc)
         part.status = "error"
     part.seconds = time.perf_counter() - start
     if part.status == "running":

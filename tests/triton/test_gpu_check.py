@@ -80,16 +80,30 @@ def test_dry_run_passes_with_only_the_packages_of_the_device_image(image_python,
     assert "GPU check on CPU" in proc.stdout and ": passed in " in proc.stdout
 
 
-def test_a_kernel_off_by_more_than_the_tolerance_fails_the_check(monkeypatch, tmp_path):
-    """In this process (Triton's interpreter, conftest.py): the fused kernel 2e-4 off fails part 1."""
+@pytest.fixture
+def check_module(monkeypatch):
+    """gpu_check in this process (Triton's interpreter, conftest.py), its dry run cut to the
+    8B shape (the batch-bits check's) at one length to keep the tests short."""
     import importlib.util
 
+    spec = importlib.util.spec_from_file_location("gpu_check", CHECK)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_check", module)  # dataclasses look annotations up there
+    spec.loader.exec_module(module)
+    plan = module.DRY_RUN_PLAN
+    monkeypatch.setattr(module, "DRY_RUN_PLAN", replace(plan, shapes={"8b": plan.shapes["8b"]}, lengths=(64,)))
+    return module
+
+
+def correctness_only(check_module, out: Path) -> tuple[int, dict]:
+    status = check_module.main(["--dry-run", "--parts", "correctness", "--output", str(out)])
+    (part,) = json.loads((out / "gpu_check.json").read_text())["parts"]
+    return status, part
+
+
+def test_a_kernel_off_by_more_than_the_tolerance_fails_the_check(check_module, monkeypatch, tmp_path):
     from longattn_assets.scoring import triton_statistics
 
-    spec = importlib.util.spec_from_file_location("gpu_check", CHECK)
-    check = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "gpu_check", check)  # dataclasses look annotations up there
-    spec.loader.exec_module(check)
     fused = triton_statistics.long_range_statistics_triton
 
     def off(q, k, **config):
@@ -97,12 +111,28 @@ def test_a_kernel_off_by_more_than_the_tolerance_fails_the_check(monkeypatch, tm
         return ds * (1 + 2e-4), du
 
     monkeypatch.setattr(triton_statistics, "long_range_statistics_triton", off)
-    # One shape (the batch-bits check's) at one length keeps the test short.
-    plan = check.DRY_RUN_PLAN
-    monkeypatch.setattr(check, "DRY_RUN_PLAN", replace(plan, shapes={"8b": plan.shapes["8b"]}, lengths=(64,)))
-    out = tmp_path / "out"
-    assert check.main(["--dry-run", "--parts", "correctness", "--output", str(out)]) == 1
-    (part,) = json.loads((out / "gpu_check.json").read_text())["parts"]
-    assert part["status"] == "failed"
+    status, part = correctness_only(check_module, tmp_path)
+    assert status == 1 and part["status"] == "failed"
     assert [row["result"] for row in part["rows"]] == ["FAIL", "FAIL"]  # bf16 and fp32
     assert [f.split(": ")[1] for f in part["failures"]] == ["relative error 2.00e-04 > 0.0001"] * 2
+
+
+def test_a_kernel_that_raises_fails_its_cases_and_the_other_comparisons_still_run(
+    check_module, monkeypatch, tmp_path
+):
+    from triton.runtime.errors import OutOfResources
+
+    from longattn_assets.scoring import triton_statistics
+
+    def out_of_shared_memory(*args, **kwargs):
+        raise OutOfResources(131072, 101376, "shared memory")
+
+    monkeypatch.setattr(triton_statistics, "long_range_statistics_triton", out_of_shared_memory)
+    status, part = correctness_only(check_module, tmp_path)
+    assert status == 1 and part["status"] == "failed"
+    assert [row["result"] for row in part["rows"]] == ["FAIL", "FAIL"]
+    assert all(row["torch vs CPU (ds / du)"] != "-" and row["fused vs CPU (ds / du)"] == "-" for row in part["rows"])
+    assert sum("fused kernel: OutOfResources: out of resource: shared memory" in f for f in part["failures"]) == 2
+    # The scorer's own probe hit the same error: it scored with the torch kernel, which is a failure too.
+    assert any("fell back to the torch kernel" in f for f in part["failures"])
+    assert sum(note.startswith("```") and "OutOfResources" in note for note in part["notes"]) == 1

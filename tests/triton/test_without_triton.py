@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-NEEDS_TRITON = ["test_compile_targets.py", "test_kernel_choice.py", "test_scorer_dispatch.py",
+NEEDS_TRITON = ["test_compile_targets.py", "test_gpu_check.py", "test_kernel_choice.py", "test_scorer_dispatch.py",
                 "test_triton_statistics.py"]
 # The launch config table and its limits are plain Python: they still run.
 TRITON_FREE = "test_launch_configs.py"
