@@ -601,6 +601,12 @@ SPEED_COLUMNS = ["model", "L", "kernel", "config", "ms/window", "tokens/s", "of 
 
 def measure_kernel_speed(check: Check) -> Part:
     part = Part("2. Kernel speed (bf16 q/k)", SPEED_COLUMNS)
+    part.notes.append(
+        "limit = max(2 D P / dense bf16 FLOP/s, P / exp2 rate), P = Hq * sum_{r=o}^{L-1} (r + 1) "
+        "causal (row, key) pairs of the long-range rows (o = L - 3 * (L // 4)): the QK^T dots on "
+        "the tensor cores and one exp2 per pair on the MUFU, which at best overlap. 'at measured "
+        "MMA rate' uses the bf16 matmul rate measured at the start instead of the datasheet's."
+    )
     for key in check.plan.speed_shapes:
         if check.over_budget():
             part.skipped.append(check.plan.shapes[key].name)

@@ -6,7 +6,9 @@ tokenizers, huggingface_hub, pytest, hypothesis, psutil and what they need, and 
 installed there. The dry run here runs in a Python that sees this environment's packages less
 the project's dependencies that the image lacks: they are absent exactly as there (an import
 raises ModuleNotFoundError, ``importlib.util.find_spec`` returns None), so a check that
-reaches one of them fails this test.
+reaches one of them fails this test. (A ``sys.meta_path`` finder that raises would not be
+faithful: importing transformers probes for accelerate with ``find_spec``, which on the
+image just answers None.)
 """
 
 import json
