@@ -24,7 +24,8 @@ tests/triton/test_gpu_check.py runs the dry run without Dagster, DuckDB, Polars,
 embedded model and the project's other packages the image lacks. ``--dry-run`` runs every
 part on the CPU at tiny shapes, the kernel through Triton's interpreter.
 
-Exit status: 0 when every check passes, 1 when one fails or a part raises, 2 without CUDA.
+Exit status: 0 when every check passes; 1 when one fails, a part raises or the time budget
+left something out; 2 without CUDA.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import datetime
 import importlib.metadata
 import importlib.util
 import json
+import logging
 import os
 import platform
 import re
@@ -348,6 +350,12 @@ class Report:
     def passed(self) -> bool:
         return all(part.status == "passed" for part in self.parts)
 
+    @property
+    def verdict(self) -> str:
+        if any(part.status in ("failed", "error") for part in self.parts):
+            return "FAILED"
+        return "passed" if self.passed else "incomplete (over the time budget)"
+
     def add(self, part: Part) -> None:
         self.parts.append(part)
         self.write()
@@ -363,6 +371,7 @@ class Report:
             "environment": self.environment,
             "seconds": round(time.perf_counter() - self.started, 1),
             "passed": self.passed,
+            "verdict": self.verdict,
             "parts": [asdict(part) for part in self.parts],
         }
         write_text(json.dumps(record, indent=1, default=str) + "\n", self.output / "gpu_check.json")
@@ -370,7 +379,7 @@ class Report:
     def summary(self) -> str:
         seconds = time.perf_counter() - self.started
         lines = [
-            f"GPU check on {self.environment['device']}: {'passed' if self.passed else 'FAILED'} "
+            f"GPU check on {self.environment['device']}: {self.verdict} "
             f"in {seconds:.0f} s (torch {self.environment['torch']}, triton {self.environment['triton']})"
         ]
         for part in self.parts:
@@ -575,6 +584,10 @@ def score_bits(score: WindowScore) -> bytes:
 
 def check_batch_bits(check: Check, part: Part) -> None:
     """The scorer gives a window the same bits alone, in a batch and in another order."""
+    if check.over_budget():
+        part.skipped.append("the same bits alone and in a batch")
+        part.details["batch_bits"] = "batch bits not checked"
+        return
     scorer = check.scorer("8b")
     first = check.plan.lengths[0] - 1
     windows = [check.window("8b", n, seed) for seed, n in enumerate((first, first // 2, first // 3, first))]
@@ -589,7 +602,7 @@ def check_batch_bits(check: Check, part: Part) -> None:
     part.notes.append(part.details["batch_bits"])
     if not same:
         part.failures.append("a window's scores differ alone and in a batch")
-    if scorer.kernel != "triton":  # the fused kernel failed its probe: the log says why
+    if scorer.kernel != "triton":  # the fused kernel failed its probe: the warning says why
         part.failures.append(f"the scorer fell back to the torch kernel on {scorer.device}")
 
 # ---------------------------------------------------------------------------------------
@@ -680,9 +693,8 @@ SCORER_COLUMNS = [
 
 def measure_scorer(check: Check) -> Part:
     part = Part("3. Scorer end to end (Llama-3.1-8B shape)", SCORER_COLUMNS)
-    scorer = check.scorer("8b")
     part.notes.append(
-        f"Layer0Scorer ({dtype_name(scorer.dtype)}, {scorer.kernel_description}) on a random-weight "
+        "Layer0Scorer (the scorer's dtype and kernel on this device) on a random-weight "
         "layer 0: embedding, RMSNorm, q/k projections, RoPE with llama3 scaling, statistics. "
         "End to end: read the token_ids of a windowed_chunks Parquet file, score every window, "
         "wait for the device. The phases come from a second pass over the same windows, one "
@@ -705,7 +717,7 @@ def measure_scorer(check: Check) -> Part:
                 continue
             path = write_windows_file(Path(tmp) / f"windows-{tokens}.parquet",
                                       [check.window("8b", tokens, seed) for seed in range(count)])
-            part.rows.append(time_scorer(check, scorer, path))
+            part.rows.append(time_scorer(check, check.scorer("8b"), path))
     part.summary = "; ".join(
         f"{row['window tokens']}-token windows {row['tokens/s']} tokens/s (GPU busy {row['GPU busy']})"
         for row in part.rows
@@ -811,11 +823,11 @@ def measure_memory(check: Check) -> Part:
     )
     for key in check.plan.memory_shapes:
         shape = check.plan.shapes[key]
-        scorer = check.scorer(key)
         for tokens in check.plan.memory_windows:
             if check.over_budget():
                 part.skipped.append(f"{shape.name} {tokens}")
                 continue
+            scorer = check.scorer(key)
             window = check.window(key, tokens)
             check.dev.reset_peak()
             base = check.dev.allocated()
@@ -842,7 +854,30 @@ PARTS: dict[str, tuple[str, Callable[[Check], Part]]] = {
 }
 
 
-def run_part(check: Check, name: str) -> Part:
+class Warnings(logging.Handler):
+    """The package's warnings (e.g. the scorer falling back to the torch kernel, and why),
+    kept for the report of the part during which they were logged."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def __enter__(self) -> Warnings:
+        logging.getLogger("longattn_assets").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("longattn_assets").removeHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def take(self) -> list[str]:
+        taken, self.messages = self.messages, []
+        return taken
+
+
+def run_part(check: Check, name: str, warnings: Warnings) -> Part:
     title, measure = PARTS[name]
     start = time.perf_counter()
     try:
@@ -852,6 +887,7 @@ def run_part(check: Check, name: str) -> Part:
         part.raised("the part", exc)
         part.status = "error"
     part.seconds = time.perf_counter() - start
+    part.notes += [f"warning logged: {message}" for message in warnings.take()]
     if part.status == "running":
         part.status = "failed" if part.failures else "incomplete" if part.skipped else "passed"
     check.dev.sync()
@@ -918,12 +954,13 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_check.py needs a CUDA GPU; --dry-run runs the same code on the CPU.")
         return 2
     device = torch.device("cpu") if args.dry_run else torch.device("cuda", torch.cuda.current_device())
-    check = Check(DRY_RUN_PLAN if args.dry_run else GPU_PLAN, device, args.budget_s)
-    report = Report(args.output, environment(check, args.dry_run))
-    for name in [name for name in PARTS if name in args.parts]:
-        part = run_part(check, name)
-        report.add(part)
-        print(part.markdown(), flush=True)
+    with Warnings() as warnings:
+        check = Check(DRY_RUN_PLAN if args.dry_run else GPU_PLAN, device, args.budget_s)
+        report = Report(args.output, environment(check, args.dry_run))
+        for name in [name for name in PARTS if name in args.parts]:
+            part = run_part(check, name, warnings)
+            report.add(part)
+            print(part.markdown(), flush=True)
     print(report.summary())
     return 0 if report.passed else 1
 

@@ -93,7 +93,9 @@ def check_module(monkeypatch):
     monkeypatch.setitem(sys.modules, "gpu_check", module)  # dataclasses look annotations up there
     spec.loader.exec_module(module)
     plan = module.DRY_RUN_PLAN
-    monkeypatch.setattr(module, "DRY_RUN_PLAN", replace(plan, shapes={"8b": plan.shapes["8b"]}, lengths=(64,)))
+    small = replace(plan, shapes={"8b": plan.shapes["8b"]}, lengths=(64,), speed_shapes=("8b",),
+                    memory_shapes=("8b",))
+    monkeypatch.setattr(module, "DRY_RUN_PLAN", small)
     return module
 
 
@@ -137,4 +139,14 @@ def test_a_kernel_that_raises_fails_its_cases_and_the_other_comparisons_still_ru
     assert sum("fused kernel: OutOfResources: out of resource: shared memory" in f for f in part["failures"]) == 2
     # The scorer's own probe hit the same error: it scored with the torch kernel, which is a failure too.
     assert any("fell back to the torch kernel" in f for f in part["failures"])
+    assert any(n.startswith("warning logged: the Triton statistics kernel does not work") for n in part["notes"])
     assert sum(note.startswith("```") and "OutOfResources" in note for note in part["notes"]) == 1
+
+
+def test_what_the_time_budget_leaves_out_is_reported_incomplete(check_module, tmp_path):
+    assert check_module.main(["--dry-run", "--budget-s", "0", "--output", str(tmp_path)]) == 1
+    record = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert record["verdict"] == "incomplete (over the time budget)"
+    assert [part["status"] for part in record["parts"]] == ["incomplete"] * 4
+    assert all(part["skipped"] and not part["rows"] for part in record["parts"])
+    assert "skipped (over the time budget)" in (tmp_path / "gpu_check.md").read_text()
