@@ -3,8 +3,9 @@
 This module is the export's one use of the provenance mechanism (consistency.py and
 provenance.py). A selection folder's ``selection.json`` names the windows and scores files
 it was made from with their provenance fingerprints; an export reads a selection only
-while those files are unchanged (``recorded_files``), only with the tokenizer that made its
-windows, and, in Dagster, only when it was made from the category's current shard files.
+while those files are unchanged (``recorded_files``) and only with the tokenizer that made
+its windows; in Dagster the asset first requires the category's current shard files
+(``assets.selection.current_files``), so a selection of stale or replaced shards is refused.
 Its fingerprint (a hash of the whole selection.json, which holds the settings, the
 statistics and every input's fingerprint) goes into the export's own record, so an export
 is current exactly when its selection, windows and tokenizer are.
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
-from ..consistency import CategoryFiles, InconsistentDataError, recorded_files
+from ..consistency import InconsistentDataError, recorded_files
 from ..provenance import digest, read_provenance
 from ..selection.exports import JSONL_FILE, SELECTED_FILE, SUMMARY_FILE
 
@@ -109,16 +110,6 @@ def read_selection(folder: str | Path, root: Path | None = None) -> Selection:
         bos_token_id=scorer.get("bos_token_id") if scorer.get("add_bos") else None,
         fingerprint="sel-" + digest(record),
     )
-
-
-def require_selected_from(selection: Selection, current: Mapping[str, Any]) -> None:
-    """Refuse a selection made from other shard files than the current ones
-    (``CategoryFiles.as_record()`` of the current partition set)."""
-    if CategoryFiles.identity(selection.record["inputs"]) != CategoryFiles.identity(current):
-        raise InconsistentDataError(
-            f"the selection of {selection.category} was made from other windows or scores than the "
-            f"current ones: materialize longabc_dataset {selection.category} first"
-        )
 
 
 def require_tokenizer(selections: list[Selection], tokenizer: str, asked: str | None = None) -> None:
