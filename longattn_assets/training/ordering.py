@@ -32,8 +32,9 @@ ROW_SCHEMA = pa.schema(
     ]
 )  # fmt: skip
 _SCORE_COLUMNS = ["data_id", "rank", "ds", "du", "lds"]
-# Bytes of token ids a pass-1 batch holds (a 32K-token window is 128 KB)
-BATCH_BYTES = 8 * 2**20
+# Bytes of token ids a batch holds (a 32K-token window is 128 KB), and of a file read buffer
+BATCH_BYTES = 4 * 2**20
+_READ_BUFFER = 1 << 20
 
 Progress = Callable[[str, int], None]  # (stage, tokens done): after each file read, each batch written
 
@@ -150,15 +151,12 @@ def _scatter(
 
 def _drawn_rows(draw: Draw, windows: WindowsFile, vocab_size: int, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The rows of one windows file that ``draw`` takes, with their rank and scores."""
-    wanted = pq.read_table(
-        draw.selection.selected,
-        columns=_SCORE_COLUMNS,
-        filters=[("category", "=", windows.category), ("shard", "=", windows.shard), ("rank", "<=", draw.last_rank)],
-    )
+    wanted = _wanted(draw, windows)
     if not wanted.num_rows:
         return
     ids = wanted.column("data_id").combine_chunks()
-    source = pq.ParquetFile(windows.path)
+    # read as a stream: pre-buffering would hold a whole row group's column chunks at once
+    source = pq.ParquetFile(windows.path, pre_buffer=False, buffer_size=_READ_BUFFER)
     for batch in source.iter_batches(batch_size=batch_rows, columns=["data_id", "token_ids", "content"]):
         where = pc.index_in(batch.column("data_id"), value_set=ids)
         hit = pc.is_valid(where)
@@ -180,6 +178,20 @@ def _drawn_rows(draw: Draw, windows: WindowsFile, vocab_size: int, batch_rows: i
         )
 
 
+def _wanted(draw: Draw, windows: WindowsFile) -> pa.Table:
+    """The drawn rows of selected.parquet that lie in ``windows``' category and shard (its
+    small columns, a batch at a time, so only these rows are ever held)."""
+    parts = []
+    source = pq.ParquetFile(draw.selection.selected, pre_buffer=False, buffer_size=_READ_BUFFER)
+    for batch in source.iter_batches(batch_size=65536, columns=[*_SCORE_COLUMNS, "category", "shard"]):
+        mine = pc.and_(
+            pc.and_(pc.equal(batch.column("category"), windows.category), pc.equal(batch.column("shard"), windows.shard)),
+            pc.less_equal(batch.column("rank"), draw.last_rank),
+        )
+        parts.append(pa.Table.from_batches([batch.filter(mine).select(_SCORE_COLUMNS)]))
+    return pa.concat_tables(parts) if parts else pa.table({name: [] for name in _SCORE_COLUMNS})
+
+
 def _check_ids(token_ids: pa.ListArray, vocab_size: int, path: Path) -> None:
     low, high = pc.min_max(token_ids.flatten()).values()
     if low.as_py() is not None and (low.as_py() < 0 or high.as_py() >= vocab_size):
@@ -195,10 +207,7 @@ def with_bos(token_ids: pa.ListArray, bos: int | None) -> pa.ListArray:
         return token_ids
     offsets = token_ids.offsets.to_numpy()
     values = token_ids.flatten().to_numpy(zero_copy_only=False)
-    lengths = np.diff(offsets)
-    shifted = offsets - offsets[0] + np.arange(len(offsets))
-    out = np.empty(len(values) + len(lengths), dtype=np.int32)
-    out[shifted[:-1]] = bos
-    out[np.arange(len(values)) + np.repeat(np.arange(1, len(lengths) + 1), lengths)] = values
-    return pa.ListArray.from_arrays(pa.array(shifted.astype(np.int32)), pa.array(out))
-
+    starts = offsets[:-1] - offsets[0]
+    shifted = np.append(starts + np.arange(len(starts), dtype=starts.dtype), len(values) + len(starts))
+    out = np.insert(values, starts, np.int32(bos))
+    return pa.ListArray.from_arrays(pa.array(shifted.astype(np.int32)), pa.array(out, pa.int32()))
