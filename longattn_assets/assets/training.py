@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import model_validator
 
 from ..consistency import InconsistentDataError
+from ..model.source import ModelFileError, ModelNotFoundError
 from ..model.tokenizer import load_tokenizer
 from ..partitions import category_partitions, category_to_shards
 from ..resources import AttentionScorer, DataRoot, Windowing
@@ -96,7 +97,7 @@ def current_selection(
         selection = read_selection(layout.category_dir(LONGABC_DATASET, category), layout.root)
         asked = load_tokenizer(config.tokenizer) if config.tokenizer else attention_scorer.tokenizer()
         require_tokenizer([selection], asked.fingerprint, config.tokenizer)
-    except (InconsistentDataError, OtherTokenizerError) as exc:
+    except (InconsistentDataError, OtherTokenizerError, ModelNotFoundError, ModelFileError) as exc:
         raise dg.Failure(f"{asset} {category}: {exc}") from exc
     return selection
 
