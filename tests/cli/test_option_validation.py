@@ -268,6 +268,25 @@ def test_bad_selection_config_is_refused_when_built(config, line):
     assert line in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "config,line",
+    [
+        ({"formats": ["mds", "parquet"]}, "formats: got ['mds', 'parquet'], expected a comma-separated subset of mds, megatron, hf"),
+        ({"memory_budget": "lots"}, "memory_budget: got 'lots', expected a size such as 1GB"),
+        ({"tokenizer": " "}, "tokenizer: got ' ', expected an embedded model name"),
+        ({"weights": {"book": 0.0}}, "weights: got {'book': 0.0}, expected category=weight pairs"),
+        ({"token_budgets": {"book": 5}, "weights": {"book": 1.0}}, "give token budgets or weights, not both"),
+        ({"seed": -1}, "seed: got -1, expected an integer >= 0"),
+    ],
+)
+def test_bad_training_config_is_refused_when_built(config, line):
+    from longattn_assets.assets.training import MixtureConfig
+
+    with pytest.raises(Exception) as caught:
+        MixtureConfig(**config)
+    assert line in str(caught.value)
+
+
 def test_demo_with_a_missing_category_folder_is_one_line_before_any_run(tmp_path: Path, capsys):
     (tmp_path / "input" / "book").mkdir(parents=True)
     argv = ["demo", "--data-root", str(tmp_path / "root"), "--input-dir", str(tmp_path / "input"), "--categories", "code"]
