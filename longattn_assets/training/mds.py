@@ -45,7 +45,13 @@ def streaming_package() -> ModuleType:
     if spec is None or spec.submodule_search_locations is None:
         raise MissingLibraryError(f"the MDS output needs mosaicml-streaming: {INSTALL_HINT}")
     if importlib.util.find_spec("torchvision") is not None:
-        return importlib.import_module("streaming")
+        try:
+            return importlib.import_module("streaming")
+        except (ImportError, RuntimeError, OSError) as exc:  # a torchvision built for another torch
+            raise MissingLibraryError(
+                f"mosaicml-streaming could not be imported ({exc}): its package imports torchvision, which "
+                "must be the build for this torch; uninstall torchvision or install the matching one"
+            ) from exc
     package = importlib.util.module_from_spec(spec)  # __path__ set, __init__ not run
     sys.modules["streaming"] = package
     try:
