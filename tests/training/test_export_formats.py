@@ -149,3 +149,19 @@ def test_a_failed_export_leaves_the_previous_one_whole(exported, tmp_path, monke
         _export(root, target, include_bos=False)
     assert folder_bytes(target) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
+
+
+def test_without_mosaicml_streaming_the_mds_output_says_how_to_install_it(selected_template, tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    from longattn_assets.training.mds import MissingLibraryError
+
+    _, root = selected_template
+    find_spec = importlib.util.find_spec
+    monkeypatch.delitem(sys.modules, "streaming", raising=False)  # put back after the test
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "streaming" else find_spec(name, *a))
+    with pytest.raises(MissingLibraryError, match="pip install --no-deps mosaicml-streaming==0.13.0"):
+        _export(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert _export(root, tmp_path / "out", formats="megatron,hf").record["formats"] == ["megatron", "hf"]
