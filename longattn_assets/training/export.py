@@ -202,66 +202,82 @@ def _export(
         return ExportResult(recorded, 0.0, reused=True)
     if "mds" in settings.formats:
         streaming_package()  # a missing library fails here, before any work; its import is not timed
-    started = time.perf_counter()
-    total = sum(d.tokens for d in draws)
+    progress = ProgressLine(say, sum(d.tokens for d in draws))
     bos = _bos(draws[0].selection, settings)
-
-    said = [started]
-
-    def progress(stage: str, done: int) -> None:
-        now = time.perf_counter()
-        if now - said[0] < PROGRESS_SECONDS and done < total:
-            return
-        said[0] = now
-        rate = done / (now - started) if now > started else 0.0
-        verb = "read" if stage == "read" else "wrote"
-        say(f"{verb} {done:,} of {total:,} tokens ({100 * done / max(total, 1):.0f}%), {rate:,.0f} tokens/s")
-
+    facts = {
+        "formats": ", ".join(settings.formats), "include_bos": settings.include_bos, "bos_token_id": bos,
+        "tokenizer": draws[0].selection.tokenizer, "vocab_size": vocab_size, **order.describe(),
+    }  # fmt: skip
+    categories = {d.category: {"windows": d.windows, "tokens": d.tokens, "selection": d.selection.fingerprint,
+                               "last_rank": d.last_rank} for d in draws}  # fmt: skip
     with atomic_dir(out_dir) as staging:
         outputs = _outputs(staging, settings.formats, vocab_size, provenance)
-        documents = pq.ParquetWriter(staging / DOCUMENTS_FILE, provenance.stamp(DOCUMENTS_SCHEMA), compression="zstd")
-        scratch = staging / ".buckets"
-        scratch.mkdir()
-        bucket_bytes = max(1, parse_size(settings.memory_budget) // 4)
-        for rows in ordered_batches(
-            draws, order, scratch, bucket_bytes=bucket_bytes, vocab_size=vocab_size, bos=bos, progress=progress
-        ):
-            for output in outputs.values():
-                output.write(rows)
-            documents.write_batch(_documents(rows), row_group_size=1 << 20)
-        documents.close()
-        shutil.rmtree(scratch)
-        closed = {name: output.close() for name, output in outputs.items()}
-        written = [path for paths in closed.values() for path in paths]
-        categories = {d.category: {"windows": d.windows, "tokens": d.tokens, "selection": d.selection.fingerprint,
-                                   "last_rank": d.last_rank} for d in draws}  # fmt: skip
-        facts = {
-            "formats": ", ".join(settings.formats), "include_bos": settings.include_bos, "bos_token_id": bos,
-            "tokenizer": draws[0].selection.tokenizer, "vocab_size": vocab_size, **order.describe(),
-        }  # fmt: skip
+        written = _write(staging, draws, order, settings, vocab_size, bos, provenance, outputs, progress)
         if HF_DIR in outputs:
-            card = training_card(title, facts, categories, closed[HF_DIR], outputs[HF_DIR].rows)
-            written.append(write_text(card, staging / HF_DIR / "README.md"))
+            card = training_card(title, facts, categories, written[HF_DIR], outputs[HF_DIR].rows)
+            written[HF_DIR].append(write_text(card, staging / HF_DIR / "README.md"))
+        files = sorted(path for paths in written.values() for path in paths)
         record = {
-            "asset": asset,
-            **facts,
-            "formats": list(settings.formats),
-            "dtypes": _dtypes(settings.formats, vocab_size),
-            "windows": sum(d.windows for d in draws),
-            "tokens": total,
-            "categories": categories,
+            "asset": asset, **facts, "formats": list(settings.formats), "dtypes": _dtypes(settings.formats, vocab_size),
+            "windows": sum(d.windows for d in draws), "tokens": progress.total, "categories": categories,
             **({"mixture": recipe["mixture"]} if "mixture" in recipe else {}),
-            "files": [
-                {"path": p.relative_to(staging).as_posix(), "bytes": p.stat().st_size}
-                for p in sorted([*written, staging / DOCUMENTS_FILE])
-            ],
+            "files": [{"path": p.relative_to(staging).as_posix(), "bytes": p.stat().st_size} for p in files],
             "provenance": json.loads(provenance.to_json()),
-        }
+        }  # fmt: skip
         write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", staging / EXPORT_FILE)
-    seconds = time.perf_counter() - started
-    say(f"wrote {total:,} tokens of {record['windows']:,} windows to {out_dir} in {seconds:.1f}s "
-        f"({total / seconds if seconds else 0:,.0f} tokens/s)")  # fmt: skip
+    seconds = progress.seconds
+    say(f"wrote {progress.total:,} tokens of {record['windows']:,} windows to {out_dir} in {seconds:.1f}s "
+        f"({progress.total / seconds if seconds else 0:,.0f} tokens/s)")  # fmt: skip
     return ExportResult(record, seconds, reused=False)
+
+
+def _write(
+    staging: Path,
+    draws: list[Draw],
+    order: RankOrder | SeededOrder,
+    settings: ExportSettings,
+    vocab_size: int,
+    bos: int | None,
+    provenance: Provenance,
+    outputs: dict[str, Any],
+    progress: ProgressLine,
+) -> dict[str, list[Path]]:
+    """Every drawn window, in order, into every output and documents.parquet; the files by output."""
+    documents = pq.ParquetWriter(staging / DOCUMENTS_FILE, provenance.stamp(DOCUMENTS_SCHEMA), compression="zstd")
+    scratch = staging / ".buckets"
+    scratch.mkdir()
+    bucket_bytes = max(1, parse_size(settings.memory_budget) // 4)
+    for rows in ordered_batches(
+        draws, order, scratch, bucket_bytes=bucket_bytes, vocab_size=vocab_size, bos=bos, progress=progress
+    ):
+        for output in outputs.values():
+            output.write(rows)
+        documents.write_batch(_documents(rows), row_group_size=1 << 20)
+    documents.close()
+    shutil.rmtree(scratch)
+    return {name: output.close() for name, output in outputs.items()} | {"documents": [staging / DOCUMENTS_FILE]}
+
+
+class ProgressLine:
+    """Says how far an export is, with its tokens/s: at most every PROGRESS_SECONDS, and at
+    the end of each pass."""
+
+    def __init__(self, say: Say, total: int):
+        self.say, self.total = say, total
+        self.started = self._said = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def __call__(self, stage: str, done: int) -> None:
+        now = time.perf_counter()
+        if now - self._said < PROGRESS_SECONDS and done < self.total:
+            return
+        self._said = now
+        rate = done / (now - self.started) if now > self.started else 0.0
+        verb = "read" if stage == "read" else "wrote"
+        self.say(f"{verb} {done:,} of {self.total:,} tokens ({100 * done / max(self.total, 1):.0f}%), {rate:,.0f} tokens/s")
 
 
 def _outputs(staging: Path, formats: Sequence[str], vocab_size: int, provenance: Provenance) -> dict[str, Any]:
