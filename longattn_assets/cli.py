@@ -195,6 +195,74 @@ def _selection_settings(args: argparse.Namespace) -> SelectionSettings:
     return SelectionSettings.from_fields(args)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .model.tokenizer import load_tokenizer
+    from .training.export import ExportSettings, export_category, export_mixture
+    from .training.inputs import read_selection, require_tokenizer, vocabulary_size
+    from .training.plan import MixtureSettings
+
+    selections = [read_selection(Path(folder)) for folder in args.dataset]
+    tokenizer = load_tokenizer(args.model)
+    require_tokenizer(selections, tokenizer.fingerprint, args.model or settings.model_spec())
+    chosen = ExportSettings.from_options(
+        include_bos=not args.no_bos, formats=args.formats, memory_budget=args.memory_budget
+    )
+    mixture_options = {
+        "token_budgets": args.token_budgets, "weights": args.weights, "total_tokens": args.total_tokens,
+        "seed": args.seed,
+    }  # fmt: skip
+    out = Path(args.output)
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    vocab_size = vocabulary_size(tokenizer)
+    if len(selections) > 1 or any(value is not None for value in mixture_options.values()):
+        mixture = MixtureSettings.from_options(**mixture_options)
+        result = export_mixture(selections, out, chosen, mixture, vocab_size=vocab_size, say=say)
+    else:
+        result = export_category(selections[0], out, chosen, vocab_size=vocab_size, say=say)
+    record = result.record
+    summary = {key: record[key] for key in ("windows", "tokens", "categories", "vocab_size", "dtypes", "formats")}
+    summary |= {"output": str(out), "reused": result.reused, "seconds": round(result.seconds, 3),
+                "tokens_per_s": round(result.tokens_per_s, 1)}  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from .training.export import DEFAULT_MEMORY_BUDGET
+    from .validation import EXPORT_FORMATS
+
+    p = sub.add_parser(
+        "export",
+        help="write kept windows' token ids for training (MDS, Megatron .bin/.idx, HF parquet)",
+        description="One --dataset: its kept windows, best LDS first. Several, or any mixture "
+        "option: a mixture drawn by LDS rank within each category, shuffled with --seed.",
+    )
+    p.add_argument(
+        "--dataset", action="append", required=True,
+        help="a selection folder (longattn select --output, or data/longabc_dataset/category=C); repeat to mix",
+    )  # fmt: skip
+    p.add_argument("--output", required=True, help="folder to write (replaced whole)")
+    p.add_argument(
+        "--model", default=None,
+        help="the scoring model (default: $LONGATTN_MODEL, else embedded); another tokenizer is refused",
+    )  # fmt: skip
+    p.add_argument("--formats", default=",".join(EXPORT_FORMATS), help=_allowed("formats", "default: all"))
+    p.add_argument("--no-bos", action="store_true", help="leave out the scorer's BOS (default: included, as scored)")
+    p.add_argument(
+        "--memory-budget", default=DEFAULT_MEMORY_BUDGET,
+        help=_allowed("memory_budget", f"default {DEFAULT_MEMORY_BUDGET}; never changes the output"),
+    )  # fmt: skip
+    mix = p.add_mutually_exclusive_group()
+    mix.add_argument("--token-budgets", default=None, help=_allowed("token_budgets"))
+    mix.add_argument("--weights", default=None, help=_allowed("weights", "default: equal"))
+    p.add_argument("--total-tokens", default=None, help=_allowed("total_tokens", "with --weights; default: the most the selections allow"))
+    p.add_argument("--seed", default=None, help=_allowed("seed", "seed of the mixture's shuffle; default 0"))
+    p.set_defaults(func=_export)
+
+
 def _browse(args: argparse.Namespace) -> int:
     from .assets.selection import LONGABC_DATASET
     from .browse.ranking import CategoryRanking
@@ -338,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_window(sub)
     _add_score(sub)
     _add_select(sub)
+    _add_export(sub)
     _add_demo(sub)
     _add_browse(sub)
     return parser
@@ -350,11 +419,15 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from .model.source import ModelFileError, ModelNotFoundError
     from .scoring.windows_file import TokenizerMismatchError
     from .storage import UnsafeKeyError
+    from .training.inputs import OtherTokenizerError
+    from .training.mds import MissingLibraryError
+    from .training.plan import MixtureError
     from .windows.files import MissingProvenanceError
 
     return (
         InconsistentDataError, InvalidSetting, MissingInputError, MissingProvenanceError,
         ModelFileError, ModelNotFoundError, TokenizerMismatchError, UnsafeKeyError, OSError,
+        OtherTokenizerError, MixtureError, MissingLibraryError,
     )  # fmt: skip
 
 

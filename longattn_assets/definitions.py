@@ -7,12 +7,16 @@ from .assets.corpus import raw_corpus
 from .assets.diagnostics import scorer_diagnostics
 from .assets.scoring import scored_chunks
 from .assets.selection import longabc_dataset, longabc_report
+from .assets.training import longabc_mixture, longabc_training
 from .assets.windows import windowed_chunks
 from .jobs import jobs
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from .slurm.resource import SlurmScoring
 
-assets = [raw_corpus, windowed_chunks, scored_chunks, scorer_diagnostics, longabc_dataset, longabc_report]
+assets = [
+    raw_corpus, windowed_chunks, scored_chunks, scorer_diagnostics, longabc_dataset, longabc_report,
+    longabc_training, longabc_mixture,
+]  # fmt: skip
 
 
 def default_resources() -> dict:

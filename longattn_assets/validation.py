@@ -167,6 +167,40 @@ def _column(value: object) -> str:
     return value
 
 
+EXPORT_FORMATS = ("mds", "megatron", "hf")
+
+
+def _formats(value: object) -> tuple[str, ...]:
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, (list, tuple)):
+        raise TypeError(value)
+    names = [str(part).strip() for part in parts if str(part).strip()]
+    if not names or len(set(names)) != len(names) or set(names) - set(EXPORT_FORMATS):
+        raise ValueError(value)
+    return tuple(name for name in EXPORT_FORMATS if name in names)  # one order, however given
+
+
+def _category_numbers(convert: Callable[[Any], Any]) -> Callable[[Any], dict[str, Any]]:
+    """``book=3,code=1`` (or a mapping) to {category: number}, each number checked by ``convert``."""
+
+    def parse(value: object) -> dict[str, Any]:
+        if isinstance(value, str):
+            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError(value)
+            items = [(name.strip(), number) for name, number in pairs]
+        elif isinstance(value, dict):
+            items = list(value.items())
+        else:
+            raise TypeError(value)
+        names = [name for name, _ in items]
+        if not items or len(set(names)) != len(names):
+            raise ValueError(value)
+        return {check_key("category", name): convert(number) for name, number in items}
+
+    return parse
+
+
 KEY_ALLOWED = "letters, digits, '_', '-' and '.', starting with a letter or digit, no '..'"
 
 RULES: dict[str, Rule] = {
@@ -195,6 +229,18 @@ RULES: dict[str, Rule] = {
     "token_budget": integer(0),
     "threshold": number(),
     "duckdb_memory": Rule("a size such as 2GB or 512MiB", _memory),
+    # training export (training/)
+    "formats": Rule("a comma-separated subset of " + ", ".join(EXPORT_FORMATS), _formats),
+    "seed": integer(0),
+    "total_tokens": integer(1),
+    "token_budgets": Rule(
+        "category=tokens pairs, e.g. book=1000000,code=2000000 (integers >= 0)",
+        _category_numbers(integer(0).convert),
+    ),
+    "weights": Rule(
+        "category=weight pairs, e.g. book=1,code=2 (finite numbers > 0)",
+        _category_numbers(number(0.0, low_open=True).convert),
+    ),
     # ingest
     "memory_budget": Rule("a size such as 1GB or 512MiB", _memory),
     "workers": integer(1),

