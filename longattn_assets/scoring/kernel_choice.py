@@ -7,12 +7,18 @@ are compared with the torch path's. If the table has no entry, or compiling, lau
 agreeing fails, the scorer logs one warning and uses the torch path on that device. The
 kernel does not specialize on lengths, so this probe compiles the very binary that every
 later window runs.
+
+Families: a softmax scale other than 1/sqrt(head_dim) (Gemma's ``query_pre_attn_scalar``)
+reaches the kernel as q multiplied by scale * sqrt(head_dim); attention logit soft-capping
+(Gemma 2) is not in the kernel, so such a model is scored with the torch kernel, with one
+warning.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -55,6 +61,14 @@ def _probe_window(device: torch.device, dtype: torch.dtype, heads: int, kv_heads
     return q.to(device, dtype), k.to(device, dtype)
 
 
+def _scaled(fused: Statistics, softmax_scale: float | None, head_dim: int) -> Statistics:
+    """The kernel scales q k^T by 1/sqrt(head_dim); another softmax scale goes into q."""
+    if softmax_scale is None or softmax_scale == head_dim**-0.5:
+        return fused
+    factor = softmax_scale * math.sqrt(head_dim)
+    return lambda q, k: fused(q * factor, k)
+
+
 def choose_statistics_kernel(
     requested: str,
     device: torch.device,
@@ -64,12 +78,24 @@ def choose_statistics_kernel(
     num_kv_heads: int,
     head_dim: int,
     block_size: int,
+    softmax_scale: float | None = None,
+    softcap: float | None = None,
 ) -> KernelChoice:
     """``requested``: 'torch', 'triton', or 'auto' (Triton on CUDA when it is installed)."""
     reference = KernelChoice(
-        "torch", functools.partial(long_range_statistics, block_size=block_size), "torch"
+        "torch",
+        functools.partial(
+            long_range_statistics, block_size=block_size, softmax_scale=softmax_scale, softcap=softcap
+        ),
+        "torch",
     )
     if requested == "torch" or (requested == "auto" and device.type != "cuda"):
+        return reference
+    if softcap is not None:
+        logger.warning(
+            "the Triton statistics kernel has no attention logit soft-capping (this model caps "
+            "at %g); scoring with the torch kernel", softcap,
+        )  # fmt: skip
         return reference
     try:
         from .triton_statistics import long_range_statistics_triton
@@ -82,7 +108,9 @@ def choose_statistics_kernel(
     where = f"sm_{capability}" if capability is not None else "Triton's interpreter"
     try:
         config = launch_config(capability, dtype, head_dim)
-        fused = functools.partial(long_range_statistics_triton, **asdict(config))
+        fused = _scaled(
+            functools.partial(long_range_statistics_triton, **asdict(config)), softmax_scale, head_dim
+        )
         _probe(fused, reference.compute, *_probe_window(device, dtype, num_heads, num_kv_heads, head_dim))
     except Exception as exc:  # noqa: BLE001 - any failure to compile, launch or agree means: not here
         logger.warning(

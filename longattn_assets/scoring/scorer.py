@@ -100,6 +100,8 @@ class Layer0Scorer:
             num_kv_heads=weights.num_kv_heads,
             head_dim=weights.head_dim,
             block_size=block_size,
+            softmax_scale=weights.softmax_scale,
+            softcap=weights.softcap,
         )
         self.kernel, self.kernel_description = choice.name, choice.description
         self._statistics: StatisticsKernel = choice.compute
@@ -121,12 +123,9 @@ class Layer0Scorer:
             yield batch
 
     def _check_length(self, window: Sequence[int]) -> None:
-        limit = self.weights.sliding_window
-        if limit is not None and self.projector.sequence_length(window) > limit:
-            raise ValueError(
-                f"a window of {self.projector.sequence_length(window)} tokens exceeds the model's "
-                f"sliding attention window ({limit}); layer 0 would not see the long range"
-            )
+        problem = self.weights.family.local_layer_problem(self.projector.sequence_length(window))
+        if problem is not None:
+            raise ValueError(problem)
 
     def _score_batch(self, windows: list[Sequence[int]]) -> list[WindowScore]:
         scores = []
