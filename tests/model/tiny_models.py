@@ -34,8 +34,10 @@ GEMMA_SLIDING_WINDOW = 32
 
 
 def _longrope_factors(rotary_dim: int) -> dict:
+    """Short and long factors of a longrope with 64 original positions of the 256 (factor 4)."""
     half = rotary_dim // 2
     return {
+        "factor": 4.0,
         "short_factor": [1.0 + 0.05 * i for i in range(half)],
         "long_factor": [1.0 + 0.6 * i for i in range(half)],
     }
