@@ -363,13 +363,14 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that describe bad input or set-up: said in one line, not as a traceback."""
     from .consistency import InconsistentDataError
     from .corpus.ingest import MissingInputError
+    from .model.families import LocalLayerError
     from .model.source import ModelFileError, ModelNotFoundError
     from .scoring.windows_file import TokenizerMismatchError
     from .storage import UnsafeKeyError
     from .windows.files import MissingProvenanceError
 
     return (
-        InconsistentDataError, InvalidSetting, MissingInputError, MissingProvenanceError,
+        InconsistentDataError, InvalidSetting, LocalLayerError, MissingInputError, MissingProvenanceError,
         ModelFileError, ModelNotFoundError, TokenizerMismatchError, UnsafeKeyError, OSError,
     )  # fmt: skip
 

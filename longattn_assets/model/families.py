@@ -75,6 +75,10 @@ _IGNORED_ATTENTION = ("rotary_emb.",)
 _ATTENTION_NAMES = ("q_proj.", "k_proj.", "v_proj.", "o_proj.", "qkv_proj.", "q_norm.", "k_norm.")
 
 
+class LocalLayerError(ValueError):
+    """Windows longer than the scored layer's sliding window (the local/global rule); one line."""
+
+
 @dataclass(frozen=True)
 class LayerAttention:
     """How one decoder layer attends: how far back, and with which rotary embedding."""
@@ -254,6 +258,21 @@ def _layer_rope(config: Any, index: int) -> Mapping:
     return params
 
 
+def _rotary_dim(config: Any, index: int) -> int:
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return int(head_dim * float(_layer_rope(config, index).get("partial_rotary_factor", 1.0)))
+
+
+def _longrope_problem(params: Mapping, rotary_dim: int) -> str | None:
+    """Longrope needs one short and one long factor per rotated frequency (rotary_dim / 2)."""
+    if params.get("rope_type", params.get("type")) != "longrope":
+        return None
+    for key in ("short_factor", "long_factor"):
+        if len(params[key]) != rotary_dim // 2:
+            return f"{key!r} has {len(params[key])} factors, the rotary dimension {rotary_dim} needs {rotary_dim // 2}"
+    return None
+
+
 def _layer_attention(config: Any, index: int, config_path: Path) -> LayerAttention:
     layer_type = _layer_type(config, index)
     if layer_type is not None:
@@ -261,7 +280,9 @@ def _layer_attention(config: Any, index: int, config_path: Path) -> LayerAttenti
     else:  # Mistral, Mixtral, Phi-3, Qwen3-MoE: one window for every layer, if any
         window = getattr(config, "sliding_window", None)
     params = _layer_rope(config, index)
-    problem = rope_parameters_problem({"rope_type": "default", **params})
+    problem = rope_parameters_problem({"rope_type": "default", **params}) or _longrope_problem(
+        params, _rotary_dim(config, index)
+    )
     if problem is not None:
         raise _refuse(config_path, f"layer {index}'s rope parameters: {problem}")
     theta = float(params.get("rope_theta", 10000.0))
@@ -269,11 +290,11 @@ def _layer_attention(config: Any, index: int, config_path: Path) -> LayerAttenti
 
 
 def _with_overrides(
-    layers: list[LayerAttention], layer: int, theta: float | None, scaling: dict | None
+    layers: list[LayerAttention], layer: int, theta: float | None, scaling: dict | None, rotary_dim: int
 ) -> tuple[LayerAttention, ...]:
     """Rope overrides replace the rope of the scored layer and of every layer that shares it."""
     if scaling is not None:
-        problem = rope_parameters_problem(scaling)
+        problem = rope_parameters_problem(scaling) or _longrope_problem(scaling, rotary_dim)
         if problem is not None:
             raise InvalidSetting("rope_scaling", scaling, f"valid rope parameters ({problem})")
     chosen = (layers[layer].rope_theta, layers[layer].rope_scaling)
@@ -343,7 +364,7 @@ def family_of(
         rms_norm_eps=float(config.rms_norm_eps),
         max_position_embeddings=int(config.max_position_embeddings),
         norms=spec["norms"],
-        layers=_with_overrides(layers, layer, rope_theta, rope_scaling),
+        layers=_with_overrides(layers, layer, rope_theta, rope_scaling, _rotary_dim(config, layer)),
         qk_norm=spec.get("qk_norm"),
         fused=bool(spec.get("fused")),
         gemma=gemma,
@@ -399,5 +420,5 @@ def gguf_llama_family(
         rms_norm_eps=rms_norm_eps,
         max_position_embeddings=max_position_embeddings,
         norms=_PRE_NORMS,
-        layers=_with_overrides(layers, layer, rope_theta_override, rope_scaling),
+        layers=_with_overrides(layers, layer, rope_theta_override, rope_scaling, head_dim),
     )

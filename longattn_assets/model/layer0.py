@@ -412,7 +412,7 @@ def _assemble(
         )  # fmt: skip
         for index in range(family.layer)
     )
-    scored = {key: _float(t, key, family) for key, t in tensors.items() if "." not in key}
+    scored = {key: _float(t, key, family) for key, t in tensors.items() if "." not in key and key != "norm"}
     weights = Layer0Weights(
         embed_tokens=scored["embed"],
         input_layernorm=_float(tensors["norm"], "pre_attention", family) if "norm" in tensors else None,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..model.families import LocalLayerError
 from ..model.layer0 import Layer0Weights
 from ..numerics import check_cpu_numerics
 from .kernel_choice import choose_statistics_kernel
@@ -125,7 +126,7 @@ class Layer0Scorer:
     def _check_length(self, window: Sequence[int]) -> None:
         problem = self.weights.family.local_layer_problem(self.projector.sequence_length(window))
         if problem is not None:
-            raise ValueError(problem)
+            raise LocalLayerError(problem)
 
     def _score_batch(self, windows: list[Sequence[int]]) -> list[WindowScore]:
         scores = []

@@ -88,3 +88,17 @@ def test_the_scored_layer_is_in_the_scores_recipe_selection_json_and_card(window
     record = json.loads((selection / "selection.json").read_text())
     assert record["inputs"]["scores_recipe"]["layer"] == 1
     assert "| scores layer | 1 |" in (selection / "hf" / "README.md").read_text()
+
+
+def test_slurm_tasks_score_with_the_resource_s_layer_and_rope():
+    # The array tasks run `longattn score`: the layer and rope overrides must reach them, or
+    # their scores would come from another layer than the resource's.
+    from longattn_assets.assets.slurm_scoring import scorer_options
+    from longattn_assets.resources import AttentionScorer
+
+    scaling = '{"rope_type": "linear", "factor": 2}'
+    options = scorer_options(AttentionScorer(device="cpu", layer=2, rope_theta=5e5, rope_scaling=scaling))
+    assert options[options.index("--layer") + 1] == "2"
+    assert options[options.index("--rope-theta") + 1] == "500000.0"
+    assert options[options.index("--rope-scaling") + 1] == scaling
+    assert "--rope-theta" not in scorer_options(AttentionScorer(device="cpu"))

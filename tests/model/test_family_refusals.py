@@ -142,3 +142,10 @@ def test_gemma_embedding_scale_is_rounded_to_the_checkpoint_dtype():
     assert _embed_scale(family, torch.bfloat16) == 55.5
     assert _embed_scale(family, torch.float32) == pytest.approx(3072**0.5, rel=1e-7)
     assert _embed_scale(family, torch.float32) != 55.5
+
+
+def test_longrope_factors_must_cover_the_rotary_dimensions(tmp_path):
+    rope = {"rope_type": "longrope", "rope_theta": 1e4, "factor": 4.0, "original_max_position_embeddings": 64,
+            "short_factor": [1.0] * 3, "long_factor": [2.0] * 3}  # fmt: skip
+    with pytest.raises(ModelFileError, match=r"'short_factor' has 3 factors, the rotary dimension 16 needs 8"):
+        load_layer0(_config_only(tmp_path / "m", model_type="llama", **BASE, rope_parameters=rope))
