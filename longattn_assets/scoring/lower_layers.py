@@ -24,7 +24,7 @@ import torch
 from ..model.families import Family
 from ..model.layer0 import Layer0Weights
 from ..numerics import single_threaded
-from .exact import fixed_order_sum
+from .exact import IntegerRows, fixed_order_sum
 from .family_transforms import columns, operand, product, rms_norm, rows, times
 from .rope import RotaryEmbedding, apply_rotary
 
@@ -71,18 +71,21 @@ def attend(
     sees the keys at most ``window`` positions back, itself included (transformers' sliding
     window: key > query - window)."""
     heads, length, dim = q.shape
-    group = heads // k.shape[0]
+    kv_heads = k.shape[0]
+    group = heads // kv_heads
     # Queries and keys are scaled per row, values (as rows of v^T) per dimension over all
-    # keys, once; each block's product then sums at most ``length`` terms of them.
-    queries = operand(q, dim, "left")
-    keys = operand(k.repeat_interleave(group, dim=0), dim, "right")
-    values = operand(v.transpose(1, 2).repeat_interleave(group, dim=0).contiguous(), length, "right")
-    out = torch.empty(heads, length, dim, dtype=dtype, device=q.device)
+    # keys, once; each block's product then sums at most ``length`` terms of them. The query
+    # heads of a kv head are stacked, so keys and values are never repeated.
+    queries = operand(q.reshape(kv_heads, group, length, dim), dim, "left")
+    keys = operand(k, dim, "right")
+    values = operand(v.transpose(1, 2).contiguous(), length, "right")
+    out = torch.empty(kv_heads, group, length, dim, dtype=dtype, device=q.device)
     block = _row_block(heads, length)
     for r0 in range(0, length, block):
         r1 = min(length, r0 + block)
         c0 = 0 if window is None else max(0, r0 - window + 1)
-        scores = times(rows(queries, r0, r1), rows(keys, c0, r1)) * scale  # [Hq, b, n]
+        stacked = _stack(rows(queries, r0, r1), kv_heads)  # [Hkv, group * b, D]
+        scores = times(stacked, rows(keys, c0, r1)).view(kv_heads, group, r1 - r0, r1 - c0) * scale
         if softcap is not None:
             scores = _pointwise(torch.tanh, scores / softcap) * softcap
         row = torch.arange(r0, r1, device=q.device)[:, None]
@@ -90,9 +93,17 @@ def attend(
         hidden = col > row
         if window is not None:
             hidden |= col <= row - window
-        probs = operand(softmax(scores.masked_fill(hidden, -math.inf)).to(dtype), length, "left")
-        out[:, r0:r1] = times(probs, columns(values, c0, r1)).to(dtype)
-    return out.transpose(0, 1).reshape(length, heads * dim)
+        probs = softmax(scores.masked_fill(hidden, -math.inf)).to(dtype).view(kv_heads, -1, r1 - c0)
+        mixed = times(operand(probs, length, "left"), columns(values, c0, r1))
+        out[:, :, r0:r1] = mixed.view(kv_heads, group, r1 - r0, dim).to(dtype)
+    return out.reshape(heads, length, dim).transpose(0, 1).reshape(length, heads * dim)
+
+
+def _stack(x, kv_heads: int):
+    """[Hkv, group, b, D] -> [Hkv, group * b, D], for tensors and integer rows alike."""
+    if isinstance(x, torch.Tensor):
+        return x.reshape(kv_heads, -1, x.shape[-1])
+    return IntegerRows(x.values.reshape(kv_heads, -1, x.values.shape[-1]), x.scale.reshape(kv_heads, -1, 1))
 
 
 class LowerLayers:
