@@ -33,7 +33,6 @@ _GGUF_ROLES = {
     "pre_attention": "attn_norm", "q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
     "pre_mlp": "ffn_norm", "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down",
 }  # fmt: skip
-_SCORED_ROLES = ("pre_attention", "q", "k")
 
 
 @dataclass(frozen=True)
