@@ -18,20 +18,21 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 import torch
 
-from ..model.families import Family
+from ..model.families import Family, LayerAttention
 from ..model.layer0 import Layer0Weights
 from ..numerics import single_threaded
 from .exact import IntegerRows, fixed_order_sum
-from .family_transforms import columns, operand, product, rms_norm, rows, times
+from .family_transforms import Operand, columns, operand, product, rms_norm, rows, times
 from .rope import RotaryEmbedding, apply_rotary
 
 _BLOCK_ENTRIES = 1 << 24
 
 
-def _pointwise(function, x: torch.Tensor) -> torch.Tensor:
+def _pointwise(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """``function(x)`` single-threaded on the CPU: its vector/scalar split depends on the shape alone."""
     if x.device.type != "cpu" or torch.get_num_threads() == 1:  # already single-threaded
         return function(x)
@@ -39,7 +40,7 @@ def _pointwise(function, x: torch.Tensor) -> torch.Tensor:
         return function(x)
 
 
-def _activation(name: str):
+def _activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     if name == "silu":
         return torch.nn.functional.silu
     return lambda x: torch.nn.functional.gelu(x, approximate="tanh")  # gelu_pytorch_tanh
@@ -99,7 +100,7 @@ def attend(
     return out.reshape(heads, length, dim).transpose(0, 1).reshape(length, heads * dim)
 
 
-def _stack(x, kv_heads: int):
+def _stack(x: Operand, kv_heads: int) -> Operand:
     """[Hkv, group, b, D] -> [Hkv, group * b, D], for tensors and integer rows alike."""
     if isinstance(x, torch.Tensor):
         return x.reshape(kv_heads, -1, x.shape[-1])
@@ -126,10 +127,10 @@ class LowerLayers:
             self._rotary(attention)
 
     @staticmethod
-    def _ready(tensor: torch.Tensor):
+    def _ready(tensor: torch.Tensor) -> Operand:
         return operand(tensor, tensor.shape[1], "right") if tensor.dim() == 2 else tensor
 
-    def _rotary(self, attention) -> RotaryEmbedding:
+    def _rotary(self, attention: LayerAttention) -> RotaryEmbedding:
         key = json.dumps([attention.rope_theta, attention.rope_scaling], sort_keys=True)
         if key not in self.rotary:
             self.rotary[key] = RotaryEmbedding(
@@ -151,7 +152,7 @@ class LowerLayers:
         bias = tensors.get(f"{role}_bias")
         return y if bias is None else y + bias
 
-    def _layer(self, attention, tensors: dict, hidden: torch.Tensor) -> torch.Tensor:
+    def _layer(self, attention: LayerAttention, tensors: dict, hidden: torch.Tensor) -> torch.Tensor:
         x = self._norm(tensors, "pre_attention", hidden)
         hidden = hidden + self._norm(tensors, "post_attention", self._attention(attention, tensors, x))
         x = self._norm(tensors, "pre_mlp", hidden)
@@ -166,7 +167,7 @@ class LowerLayers:
         heads = x.reshape(x.shape[0], -1, self.family.head_dim)
         return rms_norm(heads, tensors[role], self.eps, self.dtype).reshape(x.shape)
 
-    def _attention(self, attention, tensors: dict, x: torch.Tensor) -> torch.Tensor:
+    def _attention(self, attention: LayerAttention, tensors: dict, x: torch.Tensor) -> torch.Tensor:
         family, length = self.family, x.shape[0]
         q = self._qk_norm(tensors, "q_norm", self._linear(tensors, "q", x))
         k = self._qk_norm(tensors, "k_norm", self._linear(tensors, "k", x))
