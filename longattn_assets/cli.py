@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import settings
-from .validation import RULES, InvalidSetting, check, check_device_available, check_input_file
+from .validation import (
+    ROPE_TYPES,
+    RULES,
+    InvalidSetting,
+    check,
+    check_device_available,
+    check_input_file,
+)
 
 
 def _allowed(rule: str, default: str = "") -> str:
@@ -88,6 +95,7 @@ def _score(args: argparse.Namespace) -> int:
         rope_theta=args.rope_theta,
         rope_scaling=json.loads(args.rope_scaling) if args.rope_scaling else None,
         kernel=args.kernel,
+        layer=settings.layer() if args.layer is None else args.layer,
     )
 
     def progress(done: int, total: int) -> None:
@@ -111,8 +119,16 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--block-size", default=512, help=_allowed("block_size", "default 512"))
     p.add_argument("--kernel", default="auto", help=_allowed("kernel"))
     p.add_argument("--rope-theta", default=None, help="override the model's rope_theta (> 0)")
-    p.add_argument("--rope-scaling", default=None, help='override rope scaling, JSON: {"rope_type": "linear", "factor": 4}')
+    p.add_argument(
+        "--rope-scaling", default=None,
+        help='override rope scaling, JSON: {"rope_type": "linear", "factor": 4}; rope types: '
+        + ", ".join(ROPE_TYPES),
+    )  # fmt: skip
     p.add_argument("--no-bos", action="store_true", help="do not prepend the BOS token")
+    p.add_argument(
+        "--layer", default=None,
+        help=_allowed("layer", "the decoder layer scored; default: $LONGATTN_LAYER or 0, the paper's first"),
+    )  # fmt: skip
     p.set_defaults(func=_score)
 
 
@@ -416,6 +432,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that describe bad input or set-up: said in one line, not as a traceback."""
     from .consistency import InconsistentDataError
     from .corpus.ingest import MissingInputError
+    from .model.families import LocalLayerError
     from .model.source import ModelFileError, ModelNotFoundError
     from .scoring.windows_file import TokenizerMismatchError
     from .storage import UnsafeKeyError
@@ -425,7 +442,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from .windows.files import MissingProvenanceError
 
     return (
-        InconsistentDataError, InvalidSetting, MissingInputError, MissingProvenanceError,
+        InconsistentDataError, InvalidSetting, LocalLayerError, MissingInputError, MissingProvenanceError,
         ModelFileError, ModelNotFoundError, TokenizerMismatchError, UnsafeKeyError, OSError,
         OtherTokenizerError, MixtureError, MissingLibraryError,
     )  # fmt: skip

@@ -87,7 +87,7 @@ class Windowing(dg.ConfigurableResource):
 
 SCORER_FIELDS = (
     "model", "device", "dtype", "batch_tokens", "block_size", "rope_theta", "rope_scaling",
-    "kernel", "resume_chunk_windows",
+    "kernel", "resume_chunk_windows", "layer",
 )
 
 
@@ -103,6 +103,8 @@ class AttentionScorer(dg.ConfigurableResource):
     rope_theta: float | None = None
     rope_scaling: str | None = None  # JSON, e.g. {"rope_type": "linear", "factor": 4.0}
     kernel: Kernel = "auto"
+    # The decoder layer whose attention is scored (0: the paper's first layer).
+    layer: int = settings.layer()
     # Windows scored between two saved parts: a killed step redoes at most this many.
     resume_chunk_windows: int = 256
 
@@ -137,6 +139,7 @@ class AttentionScorer(dg.ConfigurableResource):
                 rope_theta=self.rope_theta,
                 rope_scaling=json.loads(self.rope_scaling) if self.rope_scaling else None,
                 kernel=self.kernel,
+                layer=self.layer,
             )
             self._scorer_device = device
         return self._scorer

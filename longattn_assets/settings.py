@@ -92,6 +92,11 @@ def model_spec() -> str:
     return checked_env("LONGATTN_MODEL", "model", DEFAULT_MODEL)
 
 
+def layer() -> int:
+    """The decoder layer whose attention is scored (0: the paper's first layer; README, "Models")."""
+    return checked_env("LONGATTN_LAYER", "layer", 0)
+
+
 def device() -> str:
     return checked_env("LONGATTN_DEVICE", "device", "auto")
 

@@ -129,6 +129,58 @@ def _json_object(value: object) -> str:
     return value
 
 
+# Rope types the scorer computes (scoring/rope.py, with transformers' own frequency
+# functions) and the parameters each needs: positive finite numbers, lists of them for
+# longrope. Other keys (rope_theta, original_max_position_embeddings, beta_fast, ...) are
+# optional and, when given as numbers, must be positive and finite too.
+ROPE_TYPES: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "linear": ("factor",),
+    "dynamic": ("factor",),
+    "yarn": ("factor",),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor"),
+    "longrope": ("short_factor", "long_factor"),
+}
+ROPE_LISTS = ("short_factor", "long_factor")
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+        and math.isfinite(value) and value > 0
+    )  # fmt: skip
+
+
+def rope_parameters_problem(params: dict) -> str | None:
+    """What is wrong with a rope parameters object (an override or a model config's), or None."""
+    rope_type = params.get("rope_type", params.get("type"))
+    if rope_type not in ROPE_TYPES:
+        return f"rope_type {rope_type!r} is not one of {', '.join(ROPE_TYPES)}"
+    for key in ROPE_TYPES[rope_type]:
+        if key not in params:
+            return f"{rope_type} rope needs {key!r}"
+    positive = {*ROPE_TYPES[rope_type], "factor", "rope_theta", "original_max_position_embeddings"}
+    for key, value in params.items():
+        if key in ROPE_LISTS:
+            if not isinstance(value, list) or not value or not all(map(_positive, value)):
+                return f"{key!r} must be a non-empty list of numbers > 0, not {value!r}"
+        elif key in positive:
+            if not _positive(value):
+                return f"{key!r} must be a finite number > 0, not {value!r}"
+        elif key not in ("rope_type", "type") and not (
+            value is None or isinstance(value, bool)  # e.g. yarn's "truncate"
+            or (isinstance(value, (int, float)) and math.isfinite(value))
+        ):
+            return f"{key!r} must be a finite number, not {value!r}"
+    return None
+
+
+def _rope_scaling(value: object) -> str:
+    if rope_parameters_problem(json.loads(_json_object(value))) is not None:
+        raise ValueError(value)
+    return value
+
+
 def _flag(value: object) -> bool:
     text = str(value).strip().lower()
     if text in ("1", "true", "yes"):
@@ -221,7 +273,13 @@ RULES: dict[str, Rule] = {
     "block_size": integer(1),
     "resume_chunk_windows": integer(1),
     "rope_theta": number(0.0, low_open=True),
-    "rope_scaling": Rule('a JSON object, e.g. {"rope_type": "linear", "factor": 4.0}', _json_object),
+    "rope_scaling": Rule(
+        'a JSON object such as {"rope_type": "linear", "factor": 4.0}: rope_type one of '
+        + ", ".join(ROPE_TYPES) + ' with its parameters as finite numbers > 0 ("factor"; llama3 also '
+        '"low_freq_factor" and "high_freq_factor"; longrope "short_factor" and "long_factor" lists)',
+        _rope_scaling,
+    ),
+    "layer": integer(0),
     # selection (DESIGN 1.3)
     "normalize": choice(*get_args(Normalize)),
     "alpha": number(),

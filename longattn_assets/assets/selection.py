@@ -160,6 +160,7 @@ def longabc_dataset(
         extra_settings={
             "window_size": windowing.window_size,
             "model": ", ".join(models[1]["models"]),
+            "layer": files.scores_recipe.get("layer", 0),
         },
         inputs=files.as_record(layout.root),
         card_sections=[card_section(diagnostics, settings)],

@@ -61,12 +61,15 @@ def _check_tokenizer(windows: pa.Table, expected: str) -> None:
 
 
 def scorer_recipe(scorer: Layer0Scorer) -> dict[str, object]:
-    """The scorer settings that change scores: weights and rope (in the model fingerprint),
-    BOS, precision, statistics kernel and its block size, device kind. Batch sizes do not."""
+    """The scorer settings that change scores: weights, rope and the scored layer (in the
+    model fingerprint; the layer also on its own, for people reading selection.json and the
+    dataset card), BOS, precision, statistics kernel and its block size, device kind. Batch
+    sizes do not."""
     projector = scorer.projector
     return {
         "code": CODE_REVISIONS[SCORED_CHUNKS],
         "model": scorer.fingerprint,
+        "layer": scorer.weights.layer,
         "add_bos": projector.add_bos,
         "bos_token_id": projector.bos_token_id,
         "dtype": str(scorer.dtype),
@@ -149,6 +152,7 @@ def score_windows_file(
     block_size: int = 512,
     add_bos: bool = True,
     rope_theta: float | None = None,
+    layer: int = 0,
     scorer: Layer0Scorer | None = None,
     progress: Callable[[int, int], None] | None = None,
     chunk_windows: int = RESUME_CHUNK_WINDOWS,
@@ -174,7 +178,7 @@ def score_windows_file(
     _check_tokenizer(pq.read_table(windows_path, columns=["tokenizer"]), tokenizer.fingerprint)
     if scorer is None:
         scorer = Layer0Scorer(
-            load_layer0(source, rope_theta=rope_theta),
+            load_layer0(source, rope_theta=rope_theta, layer=layer),
             device=device,
             batch_tokens=batch_tokens,
             block_size=block_size,
