@@ -60,6 +60,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
+from longattn_assets.model.families import gguf_llama_family  # noqa: E402
 from longattn_assets.model.layer0 import Layer0Weights  # noqa: E402
 from longattn_assets.model.source import ModelSource  # noqa: E402
 from longattn_assets.scoring.kernel_choice import choose_statistics_kernel  # noqa: E402
@@ -482,6 +483,13 @@ def random_layer0(shape: ModelShape, device: torch.device, seed: int = 0) -> Lay
         fingerprint=f"random-{shape.name}-{seed}",
         bytes_read=0,
         source=ModelSource(spec=f"random {shape.name}", kind="random", path=Path(".")),
+        # a Llama whose layer 0 is the scored layer, with the shape's rope settings
+        family=gguf_llama_family(
+            layer=0, num_layers=1, hidden_size=shape.hidden, num_heads=shape.heads,
+            num_kv_heads=shape.kv_heads, head_dim=shape.head_dim, rms_norm_eps=shape.rms_eps,
+            rope_theta=shape.rope_theta, max_position_embeddings=shape.max_position_embeddings,
+            rope_scaling=shape.rope_scaling,
+        ),
     )
 
 
