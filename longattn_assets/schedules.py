@@ -17,7 +17,6 @@ and a second schedule per category sends all shards whose scores are stale to on
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from .partitions import CATEGORY, SHARD, category_partitions, shard_partitions
 from .resources import DataRoot
 from .slurm.settings import slurm_enabled
 from .storage import DataLayout
-from .validation import check
+from .validation import check_variable
 
 SHARDS_JOB = shard_job.name
 CATEGORY_TAG = "longattn/category"
@@ -55,8 +54,7 @@ CLAIMING_STATUSES = [
 RECENT_RUNS = 1000
 
 def schedule_cron() -> str:
-    value = os.environ.get("LONGATTN_SCHEDULE_CRON", "").strip()
-    return check("cron", value, "LONGATTN_SCHEDULE_CRON") if value else DEFAULT_CRON
+    return check_variable("LONGATTN_SCHEDULE_CRON", "cron", DEFAULT_CRON)
 
 
 def file_identity(path: Path) -> str | None:

@@ -7,6 +7,7 @@ from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..consistency import WINDOWED_CHUNKS, derived_provenance, windows_recipe
@@ -82,6 +83,12 @@ def write_windows(
                 if len(table):
                     writer.write_table(table)
     return stats
+
+
+def window_totals(path: Path) -> tuple[int, int]:
+    """(windows, tokens) of a windowed_chunks file."""
+    n_tokens = pq.read_table(path, columns=["n_tokens"]).column("n_tokens")
+    return len(n_tokens), int(pc.sum(n_tokens).as_py() or 0)
 
 
 class MissingProvenanceError(ValueError):

@@ -80,8 +80,12 @@ def test_window_score_select_from_the_command_line(tmp_path: Path, capsys):
         )
         == 0
     )
-    result = json.loads(capsys.readouterr().out)
+    said = capsys.readouterr()
+    result = json.loads(said.out)
     assert result["kept"] == table.num_rows // 4
+    # where it wrote, in the summary and for a person
+    assert (result["dataset"], result["report"]) == (str(out), str(out / "report.html"))
+    assert said.err == f"dataset: {out}\nreport: {out / 'report.html'}\n"
     lines = (out / "longabc.jsonl").read_text().splitlines()
     assert len(lines) == result["kept"] and set(json.loads(lines[0])) == {"content", "data_id"}
     assert (out / "report.html").is_file() and (out / "hf" / "README.md").is_file()
