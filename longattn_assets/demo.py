@@ -4,9 +4,9 @@ Every partition runs in order (a category's ingest, each shard's windows and sco
 category's selection and report) against a persistent Dagster instance. ``longattn demo``
 passes the instance ``$DAGSTER_HOME`` names (the checkout's ``.env`` sets it to the checkout,
 the one ``dagster dev`` opens there), so the UI shows the demo's runs; without it the
-instance is kept under the data root. One instance describes one data root: the
-instance records which (``longattn-data-root`` in its folder) and the demo refuses to
-record runs of another one there. A rerun materializes exactly the partitions whose
+instance is kept under the data root. One instance describes one data root: an instance
+outside the data root (``$DAGSTER_HOME``) records which (``longattn-data-root`` in its
+folder) and the demo refuses to record runs of another one there. A rerun materializes exactly the partitions whose
 files are missing or stale under the run's settings and inputs, so its result equals a
 fresh run's.
 
@@ -121,7 +121,8 @@ def _lock_within(handle: IO[str], seconds: float) -> bool:
 def _instance(root: Path, dagster_home: Path | None) -> dg.DagsterInstance:
     home = dagster_home or root / DAGSTER_DIR
     home.mkdir(parents=True, exist_ok=True)
-    _claim(home, root)
+    if dagster_home is not None:  # one inside the data root moves and is copied with it
+        _claim(home, root)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(INSTANCE_CONFIG)

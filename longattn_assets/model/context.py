@@ -17,7 +17,7 @@ def trained_positions(source: ModelSource) -> int | None:
     if source.kind == "gguf":
         from .layer0 import load_layer0  # its metadata, from the layer-0 cache once converted
 
-        return load_layer0(source).max_position_embeddings
+        return load_layer0(source.spec).max_position_embeddings
     path = source.path / "config.json"
     try:
         config = json.loads(path.read_text())
