@@ -333,7 +333,7 @@ def _demo(args: argparse.Namespace) -> int:
         configured = settings.data_root()
         data_root = Path(args.data_root).expanduser().absolute() if args.data_root else configured
         home = dagster_home()
-        if home is not None and "DAGSTER_HOME" in from_file and data_root != configured:
+        if home is not None and "DAGSTER_HOME" in from_file and data_root.resolve() != configured.resolve():
             # The checkout's instance describes the checkout's data root (what its UI reads);
             # the runs of another data root go to an instance of their own, beside it.
             home = None

@@ -6,9 +6,9 @@ passes the instance ``$DAGSTER_HOME`` names (the checkout's ``.env`` sets it to 
 the one ``dagster dev`` opens there), so the UI shows the demo's runs; without it the
 instance is kept under the data root. One instance describes one data root: an instance
 outside the data root (``$DAGSTER_HOME``) records which (``longattn-data-root`` in its
-folder) and the demo refuses to record runs of another one there. A rerun materializes exactly the partitions whose
-files are missing or stale under the run's settings and inputs, so its result equals a
-fresh run's.
+folder) and the demo refuses to record runs of another one there. A rerun materializes
+exactly the partitions whose files are missing or stale under the run's settings and
+inputs, so its result equals a fresh run's.
 
 Long steps print their progress (windows done, tokens/s, time left) every 20 s, and
 runs whose process is gone are ended first, so a killed run never holds the "gpu" pool's

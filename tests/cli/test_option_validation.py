@@ -443,3 +443,21 @@ def test_settings_that_give_no_window_say_so_and_exit_2(tmp_path: Path, capsys):
         _one_line(capsys),
     )
     assert not output.exists()  # nothing written that a later step would take for a result
+
+
+@pytest.mark.slow
+def test_a_demo_whose_window_size_gives_no_window_says_so_before_scoring_controls(tmp_path: Path):
+    from longattn_assets.demo import run_demo
+    from tests.ops.tiny import tiny_corpus
+
+    said: list[str] = []
+    with pytest.raises(InvalidSetting) as caught:  # the documents have 100 to 200 tokens
+        run_demo(tmp_path / "root", window_size=4096, input_dir=tiny_corpus(tmp_path / "input"),
+                 device="cpu", categories=["code"], say=said.append)  # fmt: skip
+    assert re.fullmatch(
+        r"--window-size: got 4096, expected at most \d+ for these inputs: none of their 24 documents "
+        r"has more than 4096 tokens, which a window needs \(the longest has \d+\)",
+        str(caught.value),
+    )
+    assert not (tmp_path / "root/scorer_diagnostics").exists()
+    assert "  scorer diagnostics" not in "\n".join(said)
