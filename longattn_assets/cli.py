@@ -15,9 +15,14 @@ from .validation import (
     ROPE_TYPES,
     RULES,
     InvalidSetting,
+    NoWindowsError,
+    UsageError,
     check,
     check_device_available,
+    check_heads_within,
     check_input_file,
+    check_window_fits,
+    check_windows_made,
 )
 
 
@@ -27,6 +32,7 @@ def _allowed(rule: str, default: str = "") -> str:
 if TYPE_CHECKING:
     from .consistency import CategoryFiles
     from .selection.rules import SelectionSettings
+    from .storage import DataLayout
 
 
 def _window(args: argparse.Namespace) -> int:
@@ -34,6 +40,7 @@ def _window(args: argparse.Namespace) -> int:
     from .corpus.records import Reject, read_file
     from .corpus.rejects import write_rejects
     from .corpus.sources import named_file
+    from .model.source import resolve_model
     from .model.tokenizer import load_tokenizer
     from .windows.chunking import WindowSpec
     from .windows.files import document_batches, files_provenance, write_windows
@@ -41,8 +48,12 @@ def _window(args: argparse.Namespace) -> int:
     # rows name their file as typed (a URL without its secrets); the fingerprint, by its absolute path
     paths = [path if is_url(path) else check_input_file(path, "inputs") for path in args.inputs]
     inputs = [named_file(path) for path in paths]
+    label = "LONGATTN_WINDOW_SIZE" if args.window_size is None else "--window-size"
     window_size = settings.window_size() if args.window_size is None else args.window_size
-    tokenizer = load_tokenizer(args.model)
+    model = resolve_model(args.model)
+    tokenizer = load_tokenizer(model)
+    # as `longattn score` scores by default: with the tokenizer's BOS in front
+    check_window_fits(window_size, model, tokenizer.bos_token_id is not None, label)
     rejects: list[Reject] = []
     records = (
         item for path, file in zip(paths, inputs)
@@ -53,10 +64,15 @@ def _window(args: argparse.Namespace) -> int:
     batches = document_batches(records, rejects)
     stats = write_windows(batches, tokenizer, spec, Path(args.output), provenance=record)
     summary = stats.as_metadata() | {"rejects": len(rejects), "output": str(args.output)}
+    where = ""
     if rejects:
         rejects_path = Path(str(args.output) + ".rejects.jsonl")
         write_rejects(rejects, rejects_path)
         summary["rejects_file"] = str(rejects_path)
+        where = f" ({len(rejects)} rejected rows: {rejects_path})"
+    if not stats.windows:
+        Path(args.output).unlink()  # an empty windows file would only pass the problem on
+    check_windows_made(stats, window_size, label, "--sample-fraction", where)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -76,8 +92,10 @@ def _add_window(sub: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from .progress import PrintedProgress, TerminalProgress, WindowCount
     from .scoring.factory import build_scorer
     from .scoring.windows_file import score_windows_file
+    from .windows.files import window_totals
 
     windows = check_input_file(args.windows, "windows", parquet=True)
     device = (
@@ -98,10 +116,11 @@ def _score(args: argparse.Namespace) -> int:
         layer=settings.layer() if args.layer is None else args.layer,
     )
 
-    def progress(done: int, total: int) -> None:
-        print(f"scored {done:,}/{total:,} windows", file=sys.stderr, flush=True)
-
-    stats = score_windows_file(windows, args.output, scorer=scorer, progress=progress)
+    count = WindowCount(str(windows), "scored", *window_totals(windows))
+    stderr = PrintedProgress(lambda line: print(line, file=sys.stderr, flush=True), indent="")
+    with stderr, TerminalProgress(count.line):  # a line every 20 s, then the last one
+        stats = score_windows_file(windows, args.output, scorer=scorer, progress=lambda done, _: count.update(done))
+    print(count.line(), file=sys.stderr)
     print(json.dumps(stats, indent=2))
     return 0
 
@@ -157,23 +176,31 @@ def _select(args: argparse.Namespace) -> int:
     chosen = _selection_settings(args)
     out = Path(args.output)
     files = _paired_files(args.windows, args.scores)
+    _check_heads(chosen, files.scores)
     category = args.category or _windows_category(files.windows)
     summary = export_category(
         files.windows, files.scores, out, category=category, settings=chosen,
         inputs=files.as_record(),
     )  # fmt: skip
+    written = {"dataset": str(out)}
     if args.report:
         result = select_category(files.windows, files.scores, **chosen.options())
-        write_report(render_report(category, result, files.windows), out / "report.html")
-    print(json.dumps(summary.as_dict(), indent=2, default=str))
+        written["report"] = str(write_report(render_report(category, result, files.windows), out / "report.html"))
+    print(json.dumps(summary.as_dict() | written, indent=2, default=str))
+    for what, path in written.items():
+        print(f"{what}: {path}", file=sys.stderr)
     return 0
 
 
-def _head_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"heads must be comma-separated integers, not {text!r}") from None
+def _check_heads(chosen: SelectionSettings, scores: str | list[Path]) -> None:
+    """--heads must name heads the scores have, said before any selection runs."""
+    if chosen.heads is None:
+        return
+    from .selection import duck
+    from .selection.select import head_count
+
+    with duck.connect() as con:
+        check_heads_within(chosen.heads, head_count(con, scores), "--heads")
 
 
 def _add_select(sub: argparse._SubParsersAction) -> None:
@@ -200,9 +227,8 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
     rule.add_argument("--token-budget", help=_allowed("token_budget"))
     rule.add_argument("--threshold", help=_allowed("threshold"))
     p.add_argument(
-        "--heads", type=_head_list, default=None,
-        help="query heads averaged into ds and du, e.g. 0,4,7 (default: all)",
-    )  # fmt: skip
+        "--heads", default=None, help=_allowed("heads", "averaged into ds and du (default: all)")
+    )
 
 
 def _selection_settings(args: argparse.Namespace) -> SelectionSettings:
@@ -287,25 +313,26 @@ def _browse(args: argparse.Namespace) -> int:
     from .project_env import project_env
     from .selection.exports import SUMMARY_FILE
     from .selection.rules import SelectionSettings
-    from .storage import DataLayout, check_key
+    from .storage import DataLayout
 
     if bool(args.windows) != bool(args.scores):
-        raise SystemExit("longattn browse: give both --windows and --scores, or neither")
+        raise UsageError("browse: give both --windows and --scores, or neither")
     chosen = _selection_settings(args)
     if args.windows:
         windows, scores = args.windows, args.scores
         category = args.category or _windows_category(windows)
     else:
         if not args.category:
-            raise SystemExit("longattn browse: give --category (or --windows and --scores)")
-        category = check_key("category", args.category)
-        with project_env():  # the data root the UI and the demo use
+            raise UsageError("browse: give --category (or --windows and --scores)")
+        with project_env():  # the data root and the categories the UI and the demo use
             layout = DataLayout(Path(args.data_root) if args.data_root else settings.data_root())
+            configured = settings.categories()
+        category = _browsable_category(args.category, layout, configured)
         recorded_path = layout.category_file(LONGABC_DATASET, category, SUMMARY_FILE)
         if not recorded_path.is_file():
-            raise SystemExit(
-                f"longattn browse: {category} has no dataset under {layout.root} yet: "
-                "materialize longabc_dataset first, or give --windows and --scores"
+            raise UsageError(
+                f"browse: {category} has no dataset under {layout.root} yet: "
+                "materialize longabc_dataset first (longattn demo does), or give --windows and --scores"
             )
         # the dataset's own files (the current shards) and, unless a rule is given, its
         # settings, so kept and dropped match longabc_dataset
@@ -314,6 +341,7 @@ def _browse(args: argparse.Namespace) -> int:
         windows, scores = files.windows, files.scores
         if not _rule_given(args):
             chosen = SelectionSettings(**recorded["settings"])
+    _check_heads(chosen, scores)
     print(f"ranking the windows of {category} ({windows}) ...", flush=True)
     ranking = CategoryRanking(windows, scores, chosen)
     server = make_server(ranking, category, args.host, args.port)
@@ -328,6 +356,19 @@ def _browse(args: argparse.Namespace) -> int:
         server.server_close()
         ranking.close()
     return 0
+
+
+def _browsable_category(name: str, layout: DataLayout, configured: list[str]) -> str:
+    """A configured category, or one with a dataset under the data root; else an unknown one."""
+    from .assets.selection import LONGABC_DATASET
+
+    category = check("category", name, "--category")
+    folder = layout.root / LONGABC_DATASET
+    found = sorted(p.name.removeprefix("category=") for p in folder.glob("category=*")) if folder.is_dir() else []
+    known = list(dict.fromkeys([*configured, *found]))
+    if category not in known:
+        raise InvalidSetting("--category", category, "a known category: " + ", ".join(known))
+    return category
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -356,25 +397,32 @@ def _add_browse(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scores", default=None, help="glob of scored_chunks files (instead)")
     _add_selection_options(p)
     p.add_argument("--host", default="127.0.0.1", help="default: loopback only")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--port", default=8765, help=_allowed("port", "default 8765"))
     p.set_defaults(func=_browse)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .corpus.input_file import location, redact
-    from .demo import run_demo
+    from .demo import DAGSTER_DIR, run_demo
     from .project_env import dagster_home, project_env
 
     # The checkout's .env, as `dagster dev` reads it: the same instance and data root.
-    with project_env():
-        data_root = Path(args.data_root) if args.data_root else settings.data_root()
-        window_size = args.window_size or settings.demo_window_size()
+    with project_env() as from_file:
+        configured = settings.data_root()
+        data_root = Path(args.data_root).expanduser().absolute() if args.data_root else configured
         home = dagster_home()
+        if home is not None and "DAGSTER_HOME" in from_file and data_root.resolve() != configured.resolve():
+            # The checkout's instance describes the checkout's data root (what its UI reads);
+            # the runs of another data root go to an instance of their own, beside it.
+            home = None
+        window_label = "--window-size" if args.window_size else "LONGATTN_WINDOW_SIZE"
+        window_size = args.window_size or settings.demo_window_size()
         input_dir = location(args.input_dir) if args.input_dir else settings.input_dir()
         corpus = "bundled sample corpus" if input_dir == str(settings.SAMPLE_CORPUS_DIR) else redact(input_dir)
+        instance = home or data_root / DAGSTER_DIR
         print(f"LongAttn demo: {corpus}, embedded SmolLM2, windows of {window_size} tokens")
-        print(f"data root: {data_root.absolute()}")
-        print(f"Dagster instance: {home or data_root.absolute() / '.dagster'}")
+        print(f"data root: {data_root}")
+        print(f"Dagster instance: {instance}")
         categories = args.categories or None  # already a list: validation.py's "categories" rule
         reports = run_demo(
             data_root,
@@ -383,14 +431,20 @@ def _demo(args: argparse.Namespace) -> int:
             device=check_device_available(args.device, "--device"),
             categories=categories,
             dagster_home=home,
+            window_label=window_label,
         )
     print("\nreports (open in a browser):")
     for category, path in reports.items():
         print(f"  {category}: {path}")
     if home is not None and home.resolve() == Path.cwd().resolve():
         print("\nits runs in the UI: .venv/bin/dagster dev -w workspace.yaml  (Ctrl-C stops it)")
-    elif home is not None:
-        print(f"\nits runs in the UI: DAGSTER_HOME={home} dagster dev -w workspace.yaml")
+    else:
+        # from the data root's folder, where no .env sets another instance or data root
+        dagster = Path(sys.executable).parent / "dagster"
+        print(
+            f"\nits runs in the UI: cd {data_root} && DAGSTER_HOME={instance} LONGATTN_DATA_ROOT={data_root} "
+            f"LONGATTN_WINDOW_SIZE={window_size} {dagster} dev -m longattn_assets.definitions"
+        )
     return 0
 
 
@@ -443,8 +497,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
     return (
         InconsistentDataError, InvalidSetting, LocalLayerError, MissingInputError, MissingProvenanceError,
-        ModelFileError, ModelNotFoundError, TokenizerMismatchError, UnsafeKeyError, OSError,
-        OtherTokenizerError, MixtureError, MissingLibraryError,
+        ModelFileError, ModelNotFoundError, NoWindowsError, TokenizerMismatchError, UnsafeKeyError,
+        UsageError, OSError, OtherTokenizerError, MixtureError, MissingLibraryError,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from .assets.selection import longabc_dataset, longabc_report
 from .assets.training import longabc_mixture, longabc_training
 from .assets.windows import windowed_chunks
 from .jobs import jobs
+from .live_runs import live_run_executor
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from .slurm.resource import SlurmScoring
 
@@ -36,4 +37,6 @@ defs = dg.Definitions(
     schedules=schedules.schedules,
     sensors=sensors.sensors,
     resources=default_resources(),
+    # a killed run's pool slots are freed by the next run, without a daemon (live_runs.py)
+    executor=live_run_executor(),
 )

@@ -11,6 +11,7 @@ import time
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..diagnostics.controls import CONCATENATED, ControlSpec, build_controls, tokenizer_boundaries
 from ..diagnostics.files import (
@@ -25,6 +26,7 @@ from ..diagnostics.files import (
 from ..diagnostics.summary import REPLICATES, SCORES, diagnose, markdown_table
 from ..model.tokenizer import ModelTokenizer
 from ..partitions import category_partitions
+from ..progress import TerminalProgress, Throttle, WindowCount
 from ..report.diagnostics import diagnostics_plots, separation_markdown
 from ..resources import AttentionScorer, DataRoot, Windowing
 from ..selection import checks, duck
@@ -147,7 +149,16 @@ def scorer_diagnostics(
                 f"is {scorer.fingerprint}: controls must be scored by the model that scored the windows"
             )
         scoring_started = time.perf_counter()
-        scored = score_windows_table(controls, scorer, tokenizer.fingerprint)
+        tokens = int(pc.sum(controls.column("n_tokens")).as_py() or 0)
+        count = WindowCount(f"{category} controls", "scored", controls.num_rows, tokens)
+        log = Throttle(context.log.info)
+
+        def progress(done: int, total: int) -> None:
+            count.update(done)
+            log(count.line(), force=done == total)
+
+        with TerminalProgress(count.line):
+            scored = score_windows_table(controls, scorer, tokenizer.fingerprint, progress=progress)
         scoring_seconds = time.perf_counter() - scoring_started
     control_scores = scored.append_column("kind", controls.column("kind")).append_column(
         "doc_id", controls.column("doc_id")
