@@ -145,6 +145,8 @@ def _python(argv: tuple[str, ...]) -> None:
     args = [a for a in argv if a not in ("-u", "-X", "-B")]
     if args[:1] == ["-m"]:
         assert find_spec(args[1]) is not None, f"no module {args[1]}"
+    elif args[:1] == ["-c"]:
+        compile(args[1], "<README>", "exec")  # a SyntaxError fails the test
     elif args:
         assert (REPO / args[0]).is_file(), f"no script {args[0]}"
 
