@@ -22,7 +22,7 @@ import dagster as dg
 
 from . import settings
 from .assets.corpus import raw_corpus
-from .assets.diagnostics import scorer_diagnostics
+from .assets.diagnostics import DiagnosticsConfig, scorer_diagnostics
 from .assets.scoring import scored_chunks
 from .assets.selection import (
     LONGABC_DATASET,
@@ -44,6 +44,7 @@ from .consistency import (
 )
 from .corpus.ingest import input_files, input_fingerprint
 from .definitions import assets
+from .diagnostics.controls import ControlSpec
 from .diagnostics.files import DIAGNOSTICS_FILE, SCORER_DIAGNOSTICS, current_diagnostics
 from .partitions import category_partitions, shard_partitions
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
@@ -66,9 +67,10 @@ UNFINISHED = [
 # Written only into an instance folder that has no dagster.yaml yet.
 INSTANCE_CONFIG = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-# Control windows per kind and category: a fraction of the demo's scoring time (the
-# asset's default, 100, is for corpora far larger than the bundled sample).
-DEMO_CONTROLS_PER_KIND = 32
+# Control windows per kind and part of a category: 4 x 16 = 64 windows a category (48 when
+# it is too small to calibrate), against the asset's default of 64 per kind (256 windows),
+# to keep the demo's diagnostics near a quarter of its scoring time; its intervals are wider.
+DEMO_CONTROLS_PER_KIND = 16
 SUMMARY_KEYS = {
     "raw_corpus": ("documents", "rejects"),
     "windowed_chunks": ("windows",),
@@ -137,7 +139,11 @@ def _selection_is_current(layout: DataLayout, category: str, files: CategoryFile
     recorded = json.loads(summary.read_text())
     settings = json.loads(json.dumps(SelectionSettings().as_dict()))
     inputs = CategoryFiles.identity(recorded.get("inputs", {}))
-    return recorded.get("settings") == settings and inputs == CategoryFiles.identity(files.as_record())
+    return (
+        recorded.get("settings") == settings
+        and recorded.get("calibration") is None
+        and inputs == CategoryFiles.identity(files.as_record())
+    )
 
 
 def run_demo(
@@ -218,9 +224,12 @@ def run_demo(
                     say(f"  {category}|{state.shard} windows+scores: up to date")
             files = category_files(layout, category, shards, expected)
             diagnostics = layout.category_file(SCORER_DIAGNOSTICS, category, DIAGNOSTICS_FILE)
-            if current_diagnostics(layout, category, files.scores) is None:
-                config = {"controls_per_kind": controls_per_kind}
-                step([scorer_diagnostics], category, "scorer diagnostics", {SCORER_DIAGNOSTICS: {"config": config}})
+            # current only when made from these scores with exactly the demo's settings
+            config = {"controls_per_kind": controls_per_kind}
+            wanted = DiagnosticsConfig(**config).diagnostics_settings()
+            if current_diagnostics(layout, category, files.scores, wanted) is None:
+                label = f"scorer diagnostics ({controls_per_kind} controls per kind, the asset's default is {ControlSpec.per_kind})"
+                step([scorer_diagnostics], category, label, {SCORER_DIAGNOSTICS: {"config": config}})
             else:
                 say("  scorer diagnostics: up to date")
             say(f"  {json.loads(diagnostics.read_text())['advice']}")
