@@ -32,13 +32,22 @@ class Choice:
     auc: float  # on the tuning part
 
     def rank(self) -> tuple:
-        return (-round(self.auc, 9), self.heads is not None, abs(self.alpha - DEFAULT_ALPHA), len(self.heads or ()))
+        return (
+            -round(self.auc, 9),
+            self.heads is not None,
+            abs(self.alpha - DEFAULT_ALPHA),
+            len(self.heads or ()),
+        )
 
     def settings(self, base: SelectionSettings) -> SelectionSettings:
         return replace(base, alpha=self.alpha, heads=self.heads)
 
     def as_dict(self) -> dict[str, object]:
-        return {"heads": None if self.heads is None else list(self.heads), "alpha": self.alpha, "auc": self.auc}
+        return {
+            "heads": None if self.heads is None else list(self.heads),
+            "alpha": self.alpha,
+            "auc": self.auc,
+        }
 
 
 def candidates(
@@ -56,7 +65,9 @@ def candidates(
     found = []
     for alpha in ALPHAS:
         per_head = comparison.auc(
-            natural.head_lds(alpha, method, reference), controls.head_lds(alpha, method, reference), use
+            natural.head_lds(alpha, method, reference),
+            controls.head_lds(alpha, method, reference),
+            use,
         )
         ranked = sorted(range(natural.heads), key=lambda h: (-per_head[h], h))
         for k in range(1, natural.heads + 1):
@@ -102,7 +113,9 @@ def calibrated_settings(
             f"{base.normalize}: run scorer_diagnostics with normalize={base.normalize} first"
         )
     heads = chosen["settings"]["heads"]
-    settings = replace(base, alpha=chosen["settings"]["alpha"], heads=None if heads is None else tuple(heads))
+    settings = replace(
+        base, alpha=chosen["settings"]["alpha"], heads=None if heads is None else tuple(heads)
+    )
     held_out = record["separation"].get("concatenated", {})
     return settings, {
         "diagnostics": record["fingerprint"],

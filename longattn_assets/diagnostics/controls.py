@@ -112,7 +112,9 @@ class _Group:
             (s for s in group.sources if len(s.token_ids) == window_size), key=lambda s: s.data_id
         )
         self.starts = {s.data_id: unit_starts(s.token_ids, vocabulary) for s in self.sources}
-        self.pool = hashlib.sha256("\n".join(s.data_id for s in self.sources).encode()).hexdigest()[:16]
+        self.pool = hashlib.sha256("\n".join(s.data_id for s in self.sources).encode()).hexdigest()[
+            :16
+        ]
 
     def rng(self, kind: str, draw: int, index: int) -> np.random.Generator:
         g = self.group
@@ -147,7 +149,9 @@ def concatenated(
     return np.concatenate(parts)[:window_size], used
 
 
-def repeated(source: SourceWindow, ranges: np.ndarray, rng: np.random.Generator, window_size: int) -> np.ndarray:
+def repeated(
+    source: SourceWindow, ranges: np.ndarray, rng: np.random.Generator, window_size: int
+) -> np.ndarray:
     begin, end = ranges[int(rng.integers(len(ranges)))]
     return np.resize(source.token_ids[begin:end], window_size)  # repeats the passage to fill
 
@@ -226,12 +230,16 @@ def _table(rows: list[Row], tokenizer: str) -> pa.Table:
     np.cumsum([len(t) for t in tokens], out=offsets[1:])
     return pa.table(
         [
-            pa.array([f"{ID_PREFIX}{part}:{kind}:{index:05d}" for kind, part, _, _, index, _, _ in rows]),
+            pa.array(
+                [f"{ID_PREFIX}{part}:{kind}:{index:05d}" for kind, part, _, _, index, _, _ in rows]
+            ),
             pa.array([r[0] for r in rows], pa.string()),
             pa.array([r[1] for r in rows], pa.string()),
             pa.array([r[2] for r in rows], pa.int8()),
             pa.array([r[3] for r in rows], pa.int8()),
-            pa.array([list(dict.fromkeys(s.doc_id for s in r[5])) for r in rows], pa.list_(pa.string())),
+            pa.array(
+                [list(dict.fromkeys(s.doc_id for s in r[5])) for r in rows], pa.list_(pa.string())
+            ),
             pa.array([[s.data_id for s in r[5]] for r in rows], pa.list_(pa.string())),
             pa.array([len(t) for t in tokens], pa.int32()),
             pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(tokens))),

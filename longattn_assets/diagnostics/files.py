@@ -65,7 +65,9 @@ def natural_sample(windows_glob: duck.Source, scores_glob: duck.Source, limit: i
         ).to_arrow_table()
 
 
-def source_windows(windows_glob: duck.Source, data_ids: Sequence[str]) -> tuple[list[SourceWindow], str]:
+def source_windows(
+    windows_glob: duck.Source, data_ids: Sequence[str]
+) -> tuple[list[SourceWindow], str]:
     """The token ids of ``data_ids`` (in that order) and their tokenizer fingerprint."""
     if not data_ids:
         return [], ""
@@ -115,11 +117,15 @@ def control_groups(
     docs = natural.column("doc_id").to_pylist()
     parts = (TUNING, EVALUATION) if split.calibrates else (EVALUATION,)
     wanted = {
-        (part, half): [i for i, d in zip(ids, docs) if split.part[d] == part and split.half[d] == half][:limit]
+        (part, half): [
+            i for i, d in zip(ids, docs) if split.part[d] == part and split.half[d] == half
+        ][:limit]
         for part in parts
         for half in (0, 1)
     }
-    sources, tokenizer = source_windows(windows_glob, [i for chosen in wanted.values() for i in chosen])
+    sources, tokenizer = source_windows(
+        windows_glob, [i for chosen in wanted.values() for i in chosen]
+    )
     by_id = {s.data_id: s for s in sources}
     groups = [
         ControlGroup(part, half, KINDS_BY_PART[part], tuple(by_id[i] for i in chosen))

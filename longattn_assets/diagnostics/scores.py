@@ -72,10 +72,14 @@ class WindowScores:
         ds, du = self.mean(heads)
         return column_stats(ds), column_stats(du)
 
-    def lds(self, heads: Sequence[int] | None, alpha: float, method: str, stats: Stats) -> np.ndarray:
+    def lds(
+        self, heads: Sequence[int] | None, alpha: float, method: str, stats: Stats
+    ) -> np.ndarray:
         ds, du = self.mean(heads)
         return normalized(ds, method, stats[0]) - alpha * normalized(du, method, stats[1])
 
     def head_lds(self, alpha: float, method: str, reference: WindowScores) -> np.ndarray:
         """[heads, n]: each head's own LDS, normalized with that head's statistics in ``reference``."""
-        return np.vstack([self.lds((h,), alpha, method, reference.stats((h,))) for h in range(self.heads)])
+        return np.vstack(
+            [self.lds((h,), alpha, method, reference.stats((h,))) for h in range(self.heads)]
+        )

@@ -109,7 +109,9 @@ def paired_auc(
     for half in (0, 1):
         n, c = natural_half == half, control_half == 1 - half
         if n.any() and c.any():
-            wins += _wins(natural[:, n], natural_weights[:, n], control[:, c], control_weights[:, c])
+            wins += _wins(
+                natural[:, n], natural_weights[:, n], control[:, c], control_weights[:, c]
+            )
             pairs += natural_weights[:, n].sum(axis=1) * control_weights[:, c].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return wins / pairs[:, None]
@@ -146,7 +148,9 @@ class Comparison:
     draws: np.ndarray
     control_counts: np.ndarray
 
-    def auc(self, natural: np.ndarray, control: np.ndarray, use: np.ndarray | None = None) -> np.ndarray:
+    def auc(
+        self, natural: np.ndarray, control: np.ndarray, use: np.ndarray | None = None
+    ) -> np.ndarray:
         """[k] point AUCs of rows natural [k, n] vs control [k, m] (the controls ``use`` picks)."""
         use = np.ones(control.shape[1], bool) if use is None else use
         return paired_auc(
@@ -163,7 +167,9 @@ class Comparison:
         """One :class:`Separation` per row; its interval is the central LEVEL of the replicates."""
         natural, control = np.atleast_2d(natural), np.atleast_2d(control)
         points = self.auc(natural, control)
-        per_draw = [self.auc(natural, control, self.control_draw == d) for d in np.unique(self.control_draw)]
+        per_draw = [
+            self.auc(natural, control, self.control_draw == d) for d in np.unique(self.control_draw)
+        ]
         replicated = paired_auc(
             natural, self.natural_half, self.draws[:, self.natural_groups],
             control, self.control_half, self.control_weights(),

@@ -88,7 +88,10 @@ def _tuning(
     comparison = part.comparison(CONCATENATED, 1, 0)  # point AUCs only: no bootstrap
     nat, ctl = natural.take(part.natural_rows), controls.take(rows)
     found = candidates(nat, ctl, comparison, natural, method)
-    by_draw = [candidates(nat, ctl, comparison, natural, method, comparison.control_draw == d)[0] for d in range(DRAWS)]
+    by_draw = [
+        candidates(nat, ctl, comparison, natural, method, comparison.control_draw == d)[0]
+        for d in range(DRAWS)
+    ]
     sweep = {repr(c.alpha): c.auc for c in found if c.heads is None}
     return found[0], {
         "documents": len(part.documents),
@@ -134,7 +137,8 @@ def diagnose(
     separation: dict[str, dict[str, dict]] = {}
     heads: dict[str, dict[str, list[dict]]] = {}
     kept: dict[str, dict[str, float | None]] = {
-        name: {"natural": summary.kept / summary.n if summary.n else None} for name, (_, summary) in judged.items()
+        name: {"natural": summary.kept / summary.n if summary.n else None}
+        for name, (_, summary) in judged.items()
     }
     histogram_groups = {}
     for kind in CONTROL_KINDS:
@@ -142,9 +146,14 @@ def diagnose(
         if not len(rows) or not len(evaluation.natural_rows):
             continue
         eval_ctl = ctl.take(rows)
-        comparison = evaluation.comparison(kind, settings.replicates, _seed(f"{seed_key}:{settings.seed}"))
+        comparison = evaluation.comparison(
+            kind, settings.replicates, _seed(f"{seed_key}:{settings.seed}")
+        )
         ldses = {
-            name: [s.lds(use.heads, use.alpha, method, (summary.stats.ds, summary.stats.du)) for s in (eval_nat, eval_ctl)]
+            name: [
+                s.lds(use.heads, use.alpha, method, (summary.stats.ds, summary.stats.du))
+                for s in (eval_nat, eval_ctl)
+            ]
             for name, (use, summary) in judged.items()
         }
         means = [s.mean(chosen.heads) for s in (eval_nat, eval_ctl)]
@@ -167,7 +176,9 @@ def diagnose(
         histogram_groups.setdefault("natural", ldses["lds"][0])
     record: dict[str, object] = {
         "settings": chosen.as_dict(),
-        "calibrated": None if tuned is None else {"settings": calibrated.as_dict(), "tuning": tuned[1]},
+        "calibrated": None
+        if tuned is None
+        else {"settings": calibrated.as_dict(), "tuning": tuned[1]},
         "split": split.as_record(),
         "windows": judged["lds"][1].n,
         "documents": {part: len(p.documents) for part, p in parts.items()},
@@ -183,12 +194,16 @@ def diagnose(
         "heads": heads,
         "ds_du_spearman": {
             "natural": spearman(nat.ds, nat.du),
-            "per_head": [spearman(nat.ds_heads[:, h], nat.du_heads[:, h]) for h in range(nat.heads)],
+            "per_head": [
+                spearman(nat.ds_heads[:, h], nat.du_heads[:, h]) for h in range(nat.heads)
+            ],
         },
         "keep_bar_lds": _cut(chosen, judged["lds"][1]),
         "kept_share": kept["lds"],
         "kept_share_calibrated": kept.get(CALIBRATED),
-        "lds_histogram": histogram({"natural": histogram_groups.pop("natural", np.zeros(0)), **histogram_groups}),
+        "lds_histogram": histogram(
+            {"natural": histogram_groups.pop("natural", np.zeros(0)), **histogram_groups}
+        ),
     }
     passed, message = verdict(record)
     record["lds_separates_concatenated"] = passed
@@ -211,7 +226,7 @@ def histogram(groups: dict[str, np.ndarray], bins: int = 30) -> dict[str, list[f
 
 
 def describe(settings: dict) -> str:
-    """"the paper's settings", or the heads and alpha that differ from them."""
+    """ "the paper's settings", or the heads and alpha that differ from them."""
     heads, alpha = settings["heads"], settings["alpha"]
     if heads is None and alpha == DEFAULT_ALPHA and settings["normalize"] == "zscore":
         return "the paper's settings (every head, alpha 0.5)"
@@ -247,7 +262,11 @@ def verdict(record: dict) -> tuple[bool, str]:
     else:
         tuning = record["calibrated"]["tuning"]
         chosen = describe(record["calibrated"]["settings"])
-        agree = "both draws of controls chose them" if tuning["draws_agree"] else "the two draws of controls chose differently"
+        agree = (
+            "both draws of controls chose them"
+            if tuning["draws_agree"]
+            else "the two draws of controls chose differently"
+        )
         lines.append(
             f"Calibrated on {tuning['documents']} other documents ({chosen}; {agree}): held-out "
             f"{_auc_text(calibrated)}"
@@ -264,14 +283,19 @@ def verdict(record: dict) -> tuple[bool, str]:
             "corpus with this model. Try: a larger model (LONGATTN_MODEL: the paper used "
             "Llama-3.1-70B at 32K tokens); longer windows (LONGATTN_WINDOW_SIZE, within the "
             f"model's context length); more documents (-DU alone: held-out AUC {found['-du']['auc']:.2f}"
-            + ("; alpha_sweep in the metadata and diagnostics.json gives the tuning part's AUC for each alpha)."
-               if calibrated is not None else ").")
+            + (
+                "; alpha_sweep in the metadata and diagnostics.json gives the tuning part's AUC for each alpha)."
+                if calibrated is not None
+                else ")."
+            )
         )
     return passed, " ".join(lines)
 
 
 def _cell(found: dict | None) -> str:
-    return "n/a" if found is None else f"{found['auc']:.2f} [{found['low']:.2f}, {found['high']:.2f}]"
+    return (
+        "n/a" if found is None else f"{found['auc']:.2f} [{found['low']:.2f}, {found['high']:.2f}]"
+    )
 
 
 def _share(shares: dict | None, key: str) -> str:
@@ -298,10 +322,19 @@ def markdown_table(record: dict) -> str:
             for s in (found["lds"], found.get(CALIBRATED))
             if s is not None
         )
-        cells = [_cell(found["lds"]), _cell(found.get(CALIBRATED)), _cell(found["ds"]), _cell(found["-du"])]
-        kept = _share(share, kind) + (f" / {_share(share_calibrated, kind)}" if share_calibrated else "")
+        cells = [
+            _cell(found["lds"]),
+            _cell(found.get(CALIBRATED)),
+            _cell(found["ds"]),
+            _cell(found["-du"]),
+        ]
+        kept = _share(share, kind) + (
+            f" / {_share(share_calibrated, kind)}" if share_calibrated else ""
+        )
         lines.append(f"| {kind} | {' | '.join(cells)} | {spreads} | {kept} |")
-    natural = _share(share, "natural") + (f" / {_share(share_calibrated, 'natural')}" if share_calibrated else "")
+    natural = _share(share, "natural") + (
+        f" / {_share(share_calibrated, 'natural')}" if share_calibrated else ""
+    )
     lines.append(f"| (natural windows kept) | | | | | | {natural} |")
     return "\n".join(lines)
 

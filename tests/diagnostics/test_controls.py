@@ -40,8 +40,12 @@ def _window(doc: int, index: int) -> SourceWindow:
     return SourceWindow(f"code-doc{doc:02d}-w{W}-{index * W:09d}", f"doc{doc:02d}", ids)
 
 
-def _group(part: str, half: int, docs: range, per_doc: int = 3, kinds=CONTROL_KINDS) -> ControlGroup:
-    return ControlGroup(part, half, tuple(kinds), tuple(_window(d, i) for d in docs for i in range(per_doc)))
+def _group(
+    part: str, half: int, docs: range, per_doc: int = 3, kinds=CONTROL_KINDS
+) -> ControlGroup:
+    return ControlGroup(
+        part, half, tuple(kinds), tuple(_window(d, i) for d in docs for i in range(per_doc))
+    )
 
 
 GROUPS = (_group("evaluation", 0, range(0, 4)), _group("evaluation", 1, range(4, 8)))
@@ -49,7 +53,9 @@ SPEC = ControlSpec(per_kind=8, pieces=4)
 
 
 def _build(groups=GROUPS, spec=SPEC, seed=0) -> pa.Table:
-    return build_controls(groups, window_size=W, spec=spec, vocabulary=VOCABULARY, tokenizer="tok", seed=seed)
+    return build_controls(
+        groups, window_size=W, spec=spec, vocabulary=VOCABULARY, tokenizer="tok", seed=seed
+    )
 
 
 def _kind(table: pa.Table, kind: str) -> list[dict]:
@@ -84,9 +90,13 @@ def test_pieces_are_runs_of_whole_units_of_at_least_the_target_and_at_most_twice
 
 def test_controls_are_the_same_whatever_the_order_of_the_windows():
     first = _build()
-    shuffled_groups = tuple(ControlGroup(g.part, g.half, g.kinds, g.sources[::-1]) for g in GROUPS[::-1])
+    shuffled_groups = tuple(
+        ControlGroup(g.part, g.half, g.kinds, g.sources[::-1]) for g in GROUPS[::-1]
+    )
     assert first.equals(_build(shuffled_groups))
-    assert first.column("kind").to_pylist() == [k for k in CONTROL_KINDS for _ in range(SPEC.per_kind)]
+    assert first.column("kind").to_pylist() == [
+        k for k in CONTROL_KINDS for _ in range(SPEC.per_kind)
+    ]
     assert not first.equals(_build(seed=1))
 
 
@@ -95,11 +105,15 @@ def test_every_control_has_the_window_length_an_id_no_window_can_have_and_one_of
     assert set(table.column("n_tokens").to_pylist()) == {W}
     assert all(len(ids) == W for ids in table.column("token_ids").to_pylist())
     ids = table.column("data_id").to_pylist()
-    assert len(set(ids)) == len(ids) and all(i.startswith(ID_PREFIX) and i not in _sources() for i in ids)
+    assert len(set(ids)) == len(ids) and all(
+        i.startswith(ID_PREFIX) and i not in _sources() for i in ids
+    )
     for kind in CONTROL_KINDS:
         rows = _kind(table, kind)
         # per kind: two draws in each of two halves, as many of each
-        assert sorted((r["draw"], r["half"]) for r in rows) == sorted([(d, h) for d in (0, 1) for h in (0, 1)] * 2)
+        assert sorted((r["draw"], r["half"]) for r in rows) == sorted(
+            [(d, h) for d in (0, 1) for h in (0, 1)] * 2
+        )
 
 
 def _is_unit_run(source: np.ndarray, piece: np.ndarray, last: bool) -> bool:
@@ -117,7 +131,9 @@ def test_concatenated_controls_join_whole_units_of_different_documents_of_their_
         used = [sources[i] for i in row["sources"]]
         halves = {s.data_id for s in GROUPS[row["half"]].sources}
         assert set(row["sources"]) <= halves  # only the documents of its own half
-        assert all(a.doc_id != b.doc_id for a, b in zip(used, used[1:]))  # each piece another document
+        assert all(
+            a.doc_id != b.doc_id for a, b in zip(used, used[1:])
+        )  # each piece another document
         assert row["doc_ids"] == list(dict.fromkeys(s.doc_id for s in used))
         ids, at = np.asarray(row["token_ids"]), 0
         for k, source in enumerate(used):

@@ -51,15 +51,22 @@ def test_known_separation_of_two_normals(shift):
     expected = 0.5 * (1 + math.erf(shift / 2))  # Phi(shift / sqrt 2)
     # Standard error of an AUC from 4000 + 4000 samples is below 0.0065: 4 of them.
     assert auc(natural, control) == pytest.approx(expected, abs=0.026)
-    (found,) = _unpaired(natural, np.arange(n), control, np.arange(n, 2 * n), 200, seed=1).separations(
-        natural[None], control[None]
-    )  # every window its own document
+    (found,) = _unpaired(
+        natural, np.arange(n), control, np.arange(n, 2 * n), 200, seed=1
+    ).separations(natural[None], control[None])  # every window its own document
     assert found.low <= expected <= found.high
     assert found.high - found.low < 0.05
 
 
 def _unpaired(
-    natural, natural_docs, control, control_docs, replicates, seed, control_draw=None, fixed_controls=False
+    natural,
+    natural_docs,
+    control,
+    control_docs,
+    replicates,
+    seed,
+    control_draw=None,
+    fixed_controls=False,
 ) -> Comparison:
     """Every natural window in half 0, every control in half 1 (one document each): all pairs count."""
     documents = int(max(natural_docs.max(), control_docs.max())) + 1
@@ -78,15 +85,22 @@ def test_only_pairs_across_the_two_halves_count():
     rng = np.random.default_rng(8)
     natural, control = rng.normal(0.3, 1, 50), rng.normal(0, 1, 40)
     natural_half, control_half = rng.integers(0, 2, 50), rng.integers(0, 2, 40)
-    weights_n, weights_c = rng.integers(0, 3, (4, 50)).astype(float), rng.integers(0, 3, (4, 40)).astype(float)
-    found = paired_auc(natural[None], natural_half, weights_n, control[None], control_half, weights_c)[:, 0]
+    weights_n, weights_c = (
+        rng.integers(0, 3, (4, 50)).astype(float),
+        rng.integers(0, 3, (4, 40)).astype(float),
+    )
+    found = paired_auc(
+        natural[None], natural_half, weights_n, control[None], control_half, weights_c
+    )[:, 0]
     for b in range(4):
         wins = pairs = 0.0
         for i in range(50):
             for j in range(40):
                 if natural_half[i] != control_half[j]:
                     w = weights_n[b, i] * weights_c[b, j]
-                    wins += w * (1.0 if natural[i] > control[j] else 0.5 if natural[i] == control[j] else 0.0)
+                    wins += w * (
+                        1.0 if natural[i] > control[j] else 0.5 if natural[i] == control[j] else 0.0
+                    )
                     pairs += w
         assert found[b] == pytest.approx(wins / pairs, rel=1e-12)
 
@@ -94,7 +108,9 @@ def test_only_pairs_across_the_two_halves_count():
 def test_a_control_weighs_the_mean_draw_of_all_its_documents_and_each_draw_is_judged_alone():
     rng = np.random.default_rng(9)
     natural, control = rng.normal(0.5, 1, 30), rng.normal(0, 1, 20)
-    comparison = _unpaired(natural, np.arange(30) % 3, control, 3 + np.arange(20) % 4, 50, 1, np.arange(20) % 2)
+    comparison = _unpaired(
+        natural, np.arange(30) % 3, control, 3 + np.arange(20) % 4, 50, 1, np.arange(20) % 2
+    )
     # the first control is made of documents 3, 4 and 5
     members = comparison.control_members.copy()
     members[0] = 0

@@ -38,5 +38,7 @@ def test_too_few_documents_give_no_tuning_part_and_say_why():
     assert split.documents(TUNING) == []
     assert sorted(split.documents(EVALUATION)) == sorted(DOCS[:5])
     assert sorted(len(split.documents(EVALUATION, h)) for h in (0, 1)) == [2, 3]
-    assert f"at least {MIN_DOCUMENTS_TO_CALIBRATE}" in split.refused and "5 documents" in split.refused
+    assert (
+        f"at least {MIN_DOCUMENTS_TO_CALIBRATE}" in split.refused and "5 documents" in split.refused
+    )
     assert split_documents(DOCS[:MIN_DOCUMENTS_TO_CALIBRATE], seed=0).calibrates

@@ -8,88 +8,18 @@ import pytest
 
 from longattn_assets.diagnostics.calibration import CalibrationUnavailable, calibrated_settings
 from longattn_assets.diagnostics.controls import CONCATENATED, CONTROL_KINDS
-from longattn_assets.diagnostics.files import KINDS_BY_PART
-from longattn_assets.diagnostics.scores import WindowScores
 from longattn_assets.diagnostics.separation import auc
-from longattn_assets.diagnostics.settings import DiagnosticsSettings
-from longattn_assets.diagnostics.split import EVALUATION, TUNING, split_documents
-from longattn_assets.diagnostics.summary import CALIBRATED, card_section, diagnose, markdown_table
-from longattn_assets.selection.normalize import ScoreStats
+from longattn_assets.diagnostics.split import EVALUATION, TUNING
+from longattn_assets.diagnostics.summary import CALIBRATED, card_section, markdown_table
 from longattn_assets.selection.rules import SelectionSettings
-from longattn_assets.selection.select import SelectionSummary
-
-HEADS = 4
-PER_DOC = 12
-CONTROLS = 48  # per part and kind
-SETTINGS = DiagnosticsSettings(replicates=300)
-
-
-def _columns(ds_heads: np.ndarray, du_heads: np.ndarray) -> dict:
-    return {
-        "ds": ds_heads.astype(np.float32).astype(float).mean(axis=1),
-        "du": du_heads.astype(np.float32).astype(float).mean(axis=1),
-        "ds_heads": pa.array(list(ds_heads.astype(np.float32)), pa.list_(pa.float32())),
-        "du_heads": pa.array(list(du_heads.astype(np.float32)), pa.list_(pa.float32())),
-    }
-
-
-def _case(seed: int, *, natural_ds: float = 0.0, head_shift: bool = False, shift_in: str | None = None, docs: int = 16):
-    """Natural windows of ``docs`` documents, ds per head around ``natural_ds``; with
-    ``head_shift`` head 2 is 3 higher and head 0 3 lower (the head mean does not move), in
-    the documents of part ``shift_in`` only (every document when None). Controls of each
-    part and kind around 0, each of two documents of its half; du is noise."""
-    rng = np.random.default_rng(seed)
-    doc_ids = [f"doc{d:02d}" for d in range(docs)]
-    split = split_documents(doc_ids, seed=0)
-    ds = rng.normal(natural_ds, 1.0, (docs * PER_DOC, HEADS))
-    window_docs = [d for d in doc_ids for _ in range(PER_DOC)]
-    if head_shift:
-        shifted = np.array([shift_in is None or split.part[d] == shift_in for d in window_docs])
-        ds[shifted, 2] += 3.0
-        ds[shifted, 0] -= 3.0
-    natural = pa.table(
-        {"data_id": [f"{d}-{i:03d}" for d in doc_ids for i in range(PER_DOC)], "doc_id": window_docs}
-        | _columns(ds, rng.normal(0.0, 1.0, ds.shape))
-    )
-    rows = []
-    for part in (TUNING, EVALUATION) if split.calibrates else (EVALUATION,):
-        for kind in KINDS_BY_PART[part]:
-            for i in range(CONTROLS):
-                half, draw = (i // 2) % 2, i % 2
-                pool = split.documents(part, half)
-                rows.append((kind, part, half, draw, [pool[j] for j in rng.permutation(len(pool))[:2]]))
-    controls = pa.table(
-        {
-            "kind": [r[0] for r in rows], "part": [r[1] for r in rows],
-            "half": pa.array([r[2] for r in rows], pa.int8()), "draw": pa.array([r[3] for r in rows], pa.int8()),
-            "doc_ids": [r[4] for r in rows],
-        }  # fmt: skip
-        | _columns(rng.normal(0.0, 1.0, (len(rows), HEADS)), rng.normal(0.0, 1.0, (len(rows), HEADS)))
-    )
-    return natural, controls, split
-
-
-def _summarizer(natural: pa.Table, cut: float | None = 0.0):
-    """The selection summary of the natural windows under given settings (half kept)."""
-    scores = WindowScores.of(natural)
-
-    def summarize(settings: SelectionSettings) -> SelectionSummary:
-        ds, du = scores.stats(settings.heads)
-        stats = ScoreStats(natural.num_rows, natural.num_rows * 64, ds, du)
-        return SelectionSummary(settings, stats, natural.num_rows // 2, 0, 0, cut)
-
-    return summarize
-
-
-def _diagnose(natural, controls, split, settings=SETTINGS, cut: float | None = 0.0, seed_key="t") -> dict:
-    return diagnose(natural, controls, split, settings, _summarizer(natural, cut), seed_key=seed_key)
+from tests.diagnostics.synthetic import HEADS, PER_DOC, case, diagnosed, summarizer
 
 
 def test_settings_are_never_judged_on_the_documents_they_were_chosen_on():
     """Head 2 separates only in the tuning part's documents: calibration picks it (on the
     tuning part it is near perfect), and the held-out AUC shows it does not carry over."""
-    natural, controls, split = _case(0, head_shift=True, shift_in=TUNING)
-    record = _diagnose(natural, controls, split)
+    natural, controls, split = case(0, head_shift=True, shift_in=TUNING)
+    record = diagnosed(natural, controls, split)
     tuning = record["calibrated"]["tuning"]
     assert record["calibrated"]["settings"]["heads"] == [2] and tuning["chosen"]["auc"] > 0.95
     held_out = record["separation"][CONCATENATED][CALIBRATED]
@@ -97,12 +27,15 @@ def test_settings_are_never_judged_on_the_documents_they_were_chosen_on():
     assert record["lds_separates_concatenated"] is False
     tuned, judged = (set(sum(record["split"][part], [])) for part in (TUNING, EVALUATION))
     assert tuned and judged and not tuned & judged
-    assert record["natural_windows"] == {TUNING: PER_DOC * len(tuned), EVALUATION: PER_DOC * len(judged)}
+    assert record["natural_windows"] == {
+        TUNING: PER_DOC * len(tuned),
+        EVALUATION: PER_DOC * len(judged),
+    }
 
 
 def test_calibrated_settings_that_separate_held_out_documents_are_named():
-    natural, controls, split = _case(1, head_shift=True)
-    record = _diagnose(natural, controls, split)
+    natural, controls, split = case(1, head_shift=True)
+    record = diagnosed(natural, controls, split)
     assert record["calibrated"]["settings"]["heads"] == [2]
     given, calibrated = (record["separation"][CONCATENATED][s] for s in ("lds", CALIBRATED))
     assert given["low"] < 0.5 < given["high"]
@@ -111,13 +44,24 @@ def test_calibrated_settings_that_separate_held_out_documents_are_named():
     assert record["lds_separates_concatenated"] is True
     advice = record["advice"]
     assert "the paper's settings (every head, alpha 0.5) does not rank" in advice
-    assert "heads [2]" in advice and "calibrated: true" in advice and "longattn select --calibrated" in advice
-    assert set(record["calibrated"]["tuning"]["alpha_sweep"]) == {"0.0", "0.25", "0.5", "1.0", "2.0", "4.0"}
+    assert (
+        "heads [2]" in advice
+        and "calibrated: true" in advice
+        and "longattn select --calibrated" in advice
+    )
+    assert set(record["calibrated"]["tuning"]["alpha_sweep"]) == {
+        "0.0",
+        "0.25",
+        "0.5",
+        "1.0",
+        "2.0",
+        "4.0",
+    }
 
 
 def test_scores_that_cannot_separate_fail_the_check_with_what_to_try():
-    natural, controls, split = _case(2)
-    record = _diagnose(natural, controls, split)
+    natural, controls, split = case(2)
+    record = diagnosed(natural, controls, split)
     assert record["separation"][CONCATENATED]["lds"]["low"] <= 0.5
     assert record["lds_separates_concatenated"] is False
     for hint in ("Neither separates", "larger model", "longer windows", "alpha_sweep"):
@@ -125,14 +69,18 @@ def test_scores_that_cannot_separate_fail_the_check_with_what_to_try():
 
 
 def test_each_held_out_auc_is_the_plain_one_over_pairs_across_halves():
-    natural, controls, split = _case(3, natural_ds=1.0)
-    record = _diagnose(natural, controls, split)
+    natural, controls, split = case(3, natural_ds=1.0)
+    record = diagnosed(natural, controls, split)
     assert record["lds_separates_concatenated"] is True
     nat_docs = natural.column("doc_id").to_pylist()
     for kind in CONTROL_KINDS:
         wins = pairs = 0.0
         for half in (0, 1):
-            nat = [i for i, d in enumerate(nat_docs) if split.part[d] == EVALUATION and split.half[d] == half]
+            nat = [
+                i
+                for i, d in enumerate(nat_docs)
+                if split.part[d] == EVALUATION and split.half[d] == half
+            ]
             ctl = [
                 i for i, r in enumerate(controls.to_pylist())
                 if r["kind"] == kind and r["part"] == EVALUATION and r["half"] == 1 - half
@@ -149,12 +97,15 @@ def test_each_held_out_auc_is_the_plain_one_over_pairs_across_halves():
 
 
 def test_share_kept_counts_held_out_controls_at_or_above_the_cut():
-    natural, controls, split = _case(4, natural_ds=0.5)
-    record = _diagnose(natural, controls, split, cut=0.3)
-    stats = _summarizer(natural)(SelectionSettings()).stats
+    natural, controls, split = case(4, natural_ds=0.5)
+    record = diagnosed(natural, controls, split, cut=0.3)
+    stats = summarizer(natural)(SelectionSettings()).stats
     for kind in CONTROL_KINDS:
         part = controls.filter(
-            pa.compute.and_(pa.compute.equal(controls.column("kind"), kind), pa.compute.equal(controls.column("part"), EVALUATION))
+            pa.compute.and_(
+                pa.compute.equal(controls.column("kind"), kind),
+                pa.compute.equal(controls.column("part"), EVALUATION),
+            )
         )
         lds = (part.column("ds").to_numpy() - stats.ds.mean) / stats.ds.std - 0.5 * (
             (part.column("du").to_numpy() - stats.du.mean) / stats.du.std
@@ -165,8 +116,8 @@ def test_share_kept_counts_held_out_controls_at_or_above_the_cut():
 
 
 def test_too_few_documents_judge_the_given_settings_on_all_and_offer_no_calibration():
-    natural, controls, split = _case(5, natural_ds=1.0, docs=5)
-    record = _diagnose(natural, controls, split)
+    natural, controls, split = case(5, natural_ds=1.0, docs=5)
+    record = diagnosed(natural, controls, split)
     assert record["calibrated"] is None and record["kept_share_calibrated"] is None
     assert record["natural_windows"] == {TUNING: 0, EVALUATION: 5 * PER_DOC}
     assert "No calibrated settings: 5 documents with windows are too few" in record["advice"]
@@ -176,9 +127,9 @@ def test_too_few_documents_judge_the_given_settings_on_all_and_offer_no_calibrat
 
 
 def test_the_record_is_deterministic_and_the_card_says_which_settings_the_dataset_uses():
-    natural, controls, split = _case(6, head_shift=True)
-    first = _diagnose(natural, controls, split, seed_key="book")
-    assert first == _diagnose(natural, controls, split, seed_key="book")
+    natural, controls, split = case(6, head_shift=True)
+    first = diagnosed(natural, controls, split, seed_key="book")
+    assert first == diagnosed(natural, controls, split, seed_key="book")
     given = SelectionSettings()
     calibrated = SelectionSettings(heads=(2,), alpha=first["calibrated"]["settings"]["alpha"])
     assert "selected with the paper's settings" in card_section(first, given)
@@ -188,13 +139,15 @@ def test_the_record_is_deterministic_and_the_card_says_which_settings_the_datase
 
 
 def test_a_selection_takes_the_calibrated_heads_and_alpha_or_says_why_not():
-    natural, controls, split = _case(1, head_shift=True)
-    record = {**_diagnose(natural, controls, split), "fingerprint": "dia-test"}
+    natural, controls, split = case(1, head_shift=True)
+    record = {**diagnosed(natural, controls, split), "fingerprint": "dia-test"}
     settings, calibration = calibrated_settings(record, SelectionSettings(value=0.25), "code")
     assert settings.heads == (2,) and settings.alpha == record["calibrated"]["settings"]["alpha"]
     assert settings.value == 0.25  # the rule stays as given
     assert calibration["diagnostics"] == "dia-test" and calibration["heads"] == [2]
-    assert calibration["held_out_auc_concatenated"] == record["separation"][CONCATENATED][CALIBRATED]
+    assert (
+        calibration["held_out_auc_concatenated"] == record["separation"][CONCATENATED][CALIBRATED]
+    )
     assert calibration["tuning_documents"] + calibration["evaluation_documents"] == 16
     refusals = [
         (None, SelectionSettings(), "materialize scorer_diagnostics code first"),
