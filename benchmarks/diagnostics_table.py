@@ -2,7 +2,7 @@
 
     python benchmarks/diagnostics_table.py                          # windows of 2048 and 4096
     python benchmarks/diagnostics_table.py --readme README.md       # and rewrite the README's tables
-    python benchmarks/diagnostics_table.py --window-sizes 2048 --controls-per-kind 16
+    python benchmarks/diagnostics_table.py --window-sizes 2048 4096 --controls-per-kind 64 16
 
 Runs `longattn demo` (the whole pipeline through Dagster) once per window size into
 ``--data-root``/w<size>, with ``--controls-per-kind`` controls of each kind per part
@@ -29,6 +29,8 @@ from longattn_assets.diagnostics.controls import CONCATENATED, CONTROL_KINDS, Co
 from longattn_assets.diagnostics.files import DIAGNOSTICS_FILE, SCORER_DIAGNOSTICS
 from longattn_assets.diagnostics.summary import CALIBRATED, describe
 from longattn_assets.partitions import category_partitions
+from longattn_assets.selection.rules import SelectionSettings
+from longattn_assets.selection.select import select_category
 from longattn_assets.storage import DataLayout
 
 BEGIN, END = "<!-- diagnostics-table:begin -->", "<!-- diagnostics-table:end -->"
@@ -46,9 +48,28 @@ def _pair(first: float | None, second: float | None, calibrated: bool) -> str:
     return text + (f" / {'n/a' if second is None else f'{second:.2f}'}" if calibrated else "")
 
 
-def table(size: int, records: dict[str, dict]) -> list[str]:
+def kept_in_common(root: Path, category: str, record: dict) -> float | None:
+    """The share of the windows the paper's selection keeps that the calibrated one keeps too."""
+    if record["calibrated"] is None:
+        return None
+    files = {
+        asset: sorted(
+            str(p) for p in (root / asset / f"category={category}").glob("shard=*.parquet")
+        )
+        for asset in ("windowed_chunks", "scored_chunks")
+    }
+    kept = []
+    for settings in (record["settings"], record["calibrated"]["settings"]):
+        result = select_category(*files.values(), **SelectionSettings(**settings).options())
+        table = result.table.filter(result.table.column("selected"))
+        kept.append(set(table.column("data_id").to_pylist()))
+    return len(kept[0] & kept[1]) / len(kept[0]) if kept[0] else None
+
+
+def table(size: int, records: dict[str, dict], common: dict[str, float | None]) -> list[str]:
+    per_kind = {r["recipe"]["controls_per_kind"] for r in records.values()}
     lines = [
-        f"Windows of {size:,} tokens:",
+        f"Windows of {size:,} tokens, {' / '.join(map(str, sorted(per_kind)))} controls of each kind per part:",
         "",
         "| category | natural vs | LDS, paper's settings | LDS, calibrated | DS | -DU | draw spread | kept |",
         "|---|---|---|---|---|---|---|---|",
@@ -80,7 +101,8 @@ def table(size: int, records: dict[str, dict]) -> list[str]:
             chosen = (
                 f"calibrated on {record['documents']['tuning']} documents: {describe(calibrated['settings'])} "
                 f"(tuning AUC {tuning['chosen']['auc']:.2f}); the two draws alone chose "
-                f"{'the same' if tuning['draws_agree'] else by_draw}"
+                f"{'the same' if tuning['draws_agree'] else by_draw}; the calibrated selection keeps "
+                f"{common[category]:.0%} of the windows the paper's keeps"
             )
         lines.append(
             f"- {category}: {chosen}; Spearman(ds, du) {record['ds_du_spearman']['natural']:+.2f}; "
@@ -107,13 +129,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--window-sizes", type=int, nargs="+", default=[2048, 4096])
-    parser.add_argument("--controls-per-kind", type=int, default=ControlSpec.per_kind)
+    parser.add_argument(
+        "--controls-per-kind", type=int, nargs="+", default=[ControlSpec.per_kind],
+        help="one number, or one per window size (default: the asset's)",
+    )  # fmt: skip
     parser.add_argument("--data-root", type=Path, default=Path("diagnostics-table"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--readme", type=Path, default=None, help="rewrite this README's tables")
     args = parser.parse_args()
+    per_kind = args.controls_per_kind * (len(args.window_sizes) if len(args.controls_per_kind) == 1 else 1)
+    if len(per_kind) != len(args.window_sizes):
+        parser.error("give one --controls-per-kind, or one per window size")
     out: list[str] = []
-    for size in args.window_sizes:
+    for size, controls in zip(args.window_sizes, per_kind):
         root = args.data_root / f"w{size}"
         said: list[str] = []
         started = time.perf_counter()
@@ -121,7 +149,7 @@ def main() -> None:
             root,
             window_size=size,
             device=args.device,
-            controls_per_kind=args.controls_per_kind,
+            controls_per_kind=controls,
             say=said.append,
         )
         layout = DataLayout(root)
@@ -131,10 +159,11 @@ def main() -> None:
             )
             for category in category_partitions.get_partition_keys()
         }
+        common = {category: kept_in_common(root, category, r) for category, r in records.items()}
         costs = _diagnostics_seconds(said)
         print(f"window {size}: pipeline {time.perf_counter() - started:.0f} s (what was not current); "
               f"diagnostics: {', '.join(f'{c} {v}' for c, v in costs.items()) or 'all up to date'}")  # fmt: skip
-        out += [*table(size, records), ""]
+        out += [*table(size, records, common), ""]
     text = "\n".join(out).rstrip() + "\n"
     print("\n" + text)
     if args.readme:

@@ -68,8 +68,9 @@ UNFINISHED = [
 INSTANCE_CONFIG = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # Control windows per kind and part of a category: 4 x 16 = 64 windows a category (48 when
-# it is too small to calibrate), against the asset's default of 64 per kind (256 windows),
-# to keep the demo's diagnostics near a quarter of its scoring time; its intervals are wider.
+# it is too small to calibrate; 176 against the sample's 581 natural windows), against the
+# asset's default of 64 per kind (256 windows), to keep the demo's diagnostics under a third
+# of its scoring; its intervals and draw spreads are wider.
 DEMO_CONTROLS_PER_KIND = 16
 SUMMARY_KEYS = {
     "raw_corpus": ("documents", "rejects"),
