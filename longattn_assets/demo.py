@@ -142,7 +142,8 @@ def _selection_is_current(layout: DataLayout, category: str, files: CategoryFile
     inputs = CategoryFiles.identity(recorded.get("inputs", {}))
     return (
         recorded.get("settings") == settings
-        and recorded.get("calibration") is None
+        and "calibration" in recorded  # older datasets record no calibration: made again
+        and recorded["calibration"] is None
         and inputs == CategoryFiles.identity(files.as_record())
     )
 
