@@ -178,9 +178,14 @@ def _select(args: argparse.Namespace) -> int:
     files = _paired_files(args.windows, args.scores)
     _check_heads(chosen, files.scores)
     category = args.category or _windows_category(files.windows)
+    calibration = None
+    if args.calibrated:
+        from .diagnostics.calibration import calibrated_settings
+
+        chosen, calibration = calibrated_settings(_diagnostics(args, category, files.scores), chosen, category)
     summary = export_category(
         files.windows, files.scores, out, category=category, settings=chosen,
-        inputs=files.as_record(),
+        inputs=files.as_record(), calibration=calibration,
     )  # fmt: skip
     written = {"dataset": str(out)}
     if args.report:
@@ -203,6 +208,30 @@ def _check_heads(chosen: SelectionSettings, scores: str | list[Path]) -> None:
         check_heads_within(chosen.heads, head_count(con, scores), "--heads")
 
 
+def _diagnostics(args: argparse.Namespace, category: str, score_files: list[str]) -> dict | None:
+    """The diagnostics record --calibrated reads: --diagnostics, else the data root's for the
+    category; refused when it was made from other score files than --scores."""
+    from .diagnostics.calibration import CalibrationUnavailable
+    from .diagnostics.files import DIAGNOSTICS_FILE, SCORER_DIAGNOSTICS, read_diagnostics
+    from .project_env import project_env
+    from .storage import DataLayout
+
+    if args.diagnostics:
+        path = Path(args.diagnostics)
+    else:
+        with project_env():  # the data root the UI and the demo use
+            path = DataLayout(settings.data_root()).category_file(SCORER_DIAGNOSTICS, category, DIAGNOSTICS_FILE)
+    if not path.is_file():
+        return None
+    record = read_diagnostics(path, score_files)
+    if record is None:
+        raise CalibrationUnavailable(
+            f"{path} was not made from these score files (or by an older version): materialize "
+            f"scorer_diagnostics {category} for them, or give --diagnostics"
+        )
+    return record
+
+
 def _add_select(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("select", help="select the top windows of one category by LDS")
     p.add_argument("--windows", required=True, help="glob of windowed_chunks Parquet files")
@@ -215,6 +244,16 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
         help="name written into the outputs (default: the category column of the windows)",
     )  # fmt: skip
     _add_selection_options(p)
+    p.add_argument(
+        "--calibrated", action="store_true",
+        help="take heads and alpha from scorer_diagnostics' calibration (chosen on its tuning "
+        "documents); recorded in selection.json and the dataset card",
+    )  # fmt: skip
+    p.add_argument(
+        "--diagnostics", default=None,
+        help="diagnostics.json for --calibrated (default: the data root's, "
+        "scorer_diagnostics/category=C/diagnostics.json)",
+    )  # fmt: skip
     p.add_argument("--report", action="store_true", help="also write report.html")
     p.set_defaults(func=_select)
 
@@ -486,6 +525,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors that describe bad input or set-up: said in one line, not as a traceback."""
     from .consistency import InconsistentDataError
     from .corpus.ingest import MissingInputError
+    from .diagnostics.calibration import CalibrationUnavailable
     from .model.families import LocalLayerError
     from .model.source import ModelFileError, ModelNotFoundError
     from .scoring.windows_file import TokenizerMismatchError
@@ -496,9 +536,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from .windows.files import MissingProvenanceError
 
     return (
-        InconsistentDataError, InvalidSetting, LocalLayerError, MissingInputError, MissingProvenanceError,
-        ModelFileError, ModelNotFoundError, NoWindowsError, TokenizerMismatchError, UnsafeKeyError,
-        UsageError, OSError, OtherTokenizerError, MixtureError, MissingLibraryError,
+        CalibrationUnavailable, InconsistentDataError, InvalidSetting, LocalLayerError, MissingInputError,
+        MissingProvenanceError, ModelFileError, ModelNotFoundError, NoWindowsError, TokenizerMismatchError,
+        UnsafeKeyError, UsageError, OSError, OtherTokenizerError, MixtureError, MissingLibraryError,
     )  # fmt: skip
 
 
