@@ -13,7 +13,7 @@ each of them fixed (docs/reliability.md, "Reproducible scores", gives the argume
 - ATen's vectorized kernels (exp2, row sums) run at one CPU capability, AVX2, on every x86
   CPU, and single-threaded inside each scoring task, so their lane order and their
   vector/scalar tails depend on the tensor shapes alone (:func:`pin_cpu_capability`,
-  :func:`check_cpu_numerics`, :class:`SingleThreadedWorkers`).
+  :func:`check_cpu_numerics`, :class:`SingleThreadedWorkers`, :func:`single_threaded`).
 
 ``pin_cpu_capability`` runs when the package is imported, before anything starts torch:
 ATen reads ``ATEN_CPU_CAPABILITY`` once, at its first vectorized kernel.
@@ -24,8 +24,9 @@ from __future__ import annotations
 import os
 import platform
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -105,6 +106,25 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
     if torch.get_num_threads() != 1:
         raise NumericsError("a scoring worker could not set torch to one thread")
+
+
+_THREADS_LOCK = threading.Lock()
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch's CPU ops on one thread in the calling thread for the block: for steps run
+    outside the workers (the lower layers' pointwise functions, when a caller projects a
+    window itself), whose vector/scalar split must depend on the shapes alone."""
+    import torch
+
+    with _THREADS_LOCK:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
 
 def default_workers() -> int:

@@ -88,7 +88,7 @@ class Windowing(dg.ConfigurableResource):
 
 SCORER_FIELDS = (
     "model", "device", "dtype", "batch_tokens", "block_size", "rope_theta", "rope_scaling",
-    "kernel", "resume_chunk_windows", "workers",
+    "kernel", "resume_chunk_windows", "layer", "workers",
 )
 
 
@@ -116,6 +116,8 @@ class AttentionScorer(dg.ConfigurableResource):
     rope_theta: float | None = None
     rope_scaling: str | None = None  # JSON, e.g. {"rope_type": "linear", "factor": 4.0}
     kernel: Kernel = "auto"
+    # The decoder layer whose attention is scored (0: the paper's first layer).
+    layer: int = settings.layer()
     # Windows scored between two saved parts: a killed step redoes at most this many.
     resume_chunk_windows: int = 256
     # CPU scoring workers (one core each); None: the CPUs the scoring process may use.

@@ -32,8 +32,15 @@ def score_command(python: str) -> list[str]:
 
 def scorer_options(scorer: AttentionScorer) -> list[str]:
     """`longattn score` options of a task; without ``workers`` a task uses the CPUs Slurm gave it."""
-    options = ["--model", scorer.model, "--device", scorer.device, "--batch-tokens", str(scorer.batch_tokens)]
-    return options + (["--workers", str(scorer.workers)] if scorer.workers is not None else [])
+    options = ["--model", scorer.model, "--device", scorer.device, "--batch-tokens", str(scorer.batch_tokens),
+               "--layer", str(scorer.layer)]  # fmt: skip
+    if scorer.rope_theta is not None:
+        options += ["--rope-theta", str(scorer.rope_theta)]
+    if scorer.rope_scaling is not None:
+        options += ["--rope-scaling", scorer.rope_scaling]
+    if scorer.workers is not None:
+        options += ["--workers", str(scorer.workers)]
+    return options
 
 
 @dg.op(

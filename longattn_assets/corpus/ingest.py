@@ -128,6 +128,7 @@ class _WriteTask:
     runs: list[tuple[Path, int]]
     path: Path
     stamp: RawStamp
+    copy_runs: list[Path]
 
 
 class _WriteWorker:
@@ -140,7 +141,7 @@ class _WriteWorker:
 
     def handle(self, task: _WriteTask) -> tuple[int, ShardResult]:
         name = f"w{task.shard:05d}"
-        result = write_shard(task.runs, task.path, self.bucket_bytes, self.scratch, name, task.stamp)
+        result = write_shard(task.runs, task.path, self.bucket_bytes, self.scratch, name, task.stamp, task.copy_runs)
         return task.shard, result
 
     def finish(self) -> None:
@@ -236,6 +237,7 @@ def ingest_category(
                 runs[shard],
                 layout.shard_path(RAW_CORPUS, category, shard_key(shard)),
                 RawStamp(category, shard_key(shard), num_shards, source),
+                sorted(path for r in routed for path in r.copy_runs.get(shard, [])),
             )
             for shard in sorted(runs, key=lambda s: (-sum(size for _, size in runs[s]), s))
         ]

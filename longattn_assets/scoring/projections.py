@@ -1,15 +1,23 @@
 """Layer-0 queries and keys of token windows: embed, RMSNorm, q/k projections, RoPE.
 
+A model family's own steps (Gemma's embedding scale, the layers below a scored layer N > 0,
+q/k norms, partial rotary) come in through ``family_transforms.FamilyTransforms``: around
+the projection, never inside its arithmetic.
+
 Each window is projected on its own, from position 0, so nothing about its neighbours in a
 batch (their lengths, the buffer offsets) can reach its numbers. In float32 the arithmetic
 is kernel-independent (``exact``): the RMSNorm sum is a fixed-order tree and the q/k
 projection an exact float64 product of integer-scaled operands, rounded once to float32.
 Half precision (the GPU path) uses the device's own matmul.
 
-Everything before RoPE is a function of the token id alone (:meth:`Layer0Projector._token_rows`),
-so the exact path computes it once per distinct token and keeps it for the process
-(:class:`TokenTable`): a window then costs a gather and RoPE. RoPE is where a position
-enters (:meth:`Layer0Projector.project_one`).
+At layer 0 everything before RoPE is a function of the token id alone: the embedding, its
+scale, the RMSNorm, the exact q/k product, the bias and the q/k norms all work row by row
+(:meth:`Layer0Projector._rows`). So the exact path computes it once per distinct token and
+keeps it (:class:`TokenTable`): a window then costs a gather and RoPE, where a position
+enters (:meth:`Layer0Projector.project_one`). The table belongs to its projector, that is
+to one model's weights, family and layer: two models in one process never share one. Above
+layer 0 a token's row depends on the tokens before it (the lower layers' attention), so a
+window's rows are computed from the window itself, without the table.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import torch
 
 from ..model.layer0 import Layer0Weights
 from .exact import exact_product, fixed_order_sum, operand_bits, scaled_integers
+from .family_transforms import FamilyTransforms
 from .rope import RotaryEmbedding, apply_rotary
 
 # Largest table of projected token rows kept (SmolLM2-135M's: 49,152 x 768 float32, 151 MB);
@@ -30,7 +39,9 @@ TOKEN_TABLE_BYTES = 1 << 30
 
 
 class TokenTable:
-    """The q/k rows of every token id seen so far, each computed once (safe across threads)."""
+    """The q/k rows of every token id seen so far, each computed once (safe across threads).
+
+    Valid only while a row is a function of its token id: one projector's, at layer 0."""
 
     def __init__(self, vocab_size: int, width: int, device: torch.device) -> None:
         self.rows = torch.empty(vocab_size, width, device=device)
@@ -71,17 +82,22 @@ class Layer0Projector:
         self.eps = weights.rms_norm_eps
         self.vocab_size = weights.embed_tokens.shape[0]
         self.embed = weights.embed_tokens.to(self.device, dtype)
-        self.norm_weight = weights.input_layernorm.to(self.device, dtype)
+        # None: the family has no norm before attention (OLMo 2)
+        norm = weights.input_layernorm
+        self.norm_weight = None if norm is None else norm.to(self.device, dtype)
+        self.transforms = FamilyTransforms(weights, device=self.device, dtype=dtype)
         # q and k in one weight so a batch needs a single matmul.
         self.qk_weight = torch.cat([weights.q_proj, weights.k_proj]).to(self.device, dtype)
         self._input_bits, weight_bits = operand_bits(self.qk_weight.shape[1])
         self._qk_integers: torch.Tensor | None = None
-        self._table: TokenTable | None = None
         if dtype == torch.float32:
             self._qk_integers = scaled_integers(self.qk_weight, weight_bits)
-            width = self.qk_weight.shape[0]
-            if self.vocab_size * width * 4 <= TOKEN_TABLE_BYTES:
-                self._table = TokenTable(self.vocab_size, width, self.device)
+        # Rows of token ids alone (exact path, no lower layers): projected once per distinct token.
+        self._per_token = self._qk_integers is not None and self.transforms.context_free
+        self._table: TokenTable | None = None
+        width = self.qk_weight.shape[0]
+        if self._per_token and self.vocab_size * width * 4 <= TOKEN_TABLE_BYTES:
+            self._table = TokenTable(self.vocab_size, width, self.device)
         self.qk_bias = None
         if weights.q_bias is not None or weights.k_bias is not None:
             zeros_q = torch.zeros(weights.q_proj.shape[0])
@@ -93,7 +109,7 @@ class Layer0Projector:
                 ]
             ).to(self.device, dtype)
         self.rotary = RotaryEmbedding(
-            weights.head_dim,
+            weights.rotary_dim,
             weights.rope_theta,
             weights.rope_scaling,
             weights.max_position_embeddings,
@@ -123,20 +139,25 @@ class Layer0Projector:
             return hidden @ self.qk_weight.T
         return exact_product(scaled_integers(hidden, self._input_bits), self._qk_integers).float()
 
-    def _token_rows(self, ids: torch.Tensor) -> torch.Tensor:
-        """q and k of these tokens before RoPE, [n, (Hq + Hkv) * D]: each row a function of its id."""
-        qk = self._qk(self._rms_norm(self.embed[ids]))
+    def _rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """q and k before RoPE of the token sequence ``ids``, [n, (Hq + Hkv) * D], after the
+        family's steps: embedding scale and lower layers, input norm, projection, bias, q/k norms."""
+        hidden = self.transforms.layer_input(self.embed[ids])
+        qk = self._qk(hidden if self.norm_weight is None else self._rms_norm(hidden))
         if self.qk_bias is not None:
             qk = qk + self.qk_bias
-        return qk
+        if self.transforms.scope is None:
+            return qk
+        q_width = self.num_heads * self.head_dim
+        return torch.cat(self.transforms.normed_qk(qk[:, :q_width], qk[:, q_width:]), dim=-1)
 
     def _window_rows(self, ids: torch.Tensor) -> torch.Tensor:
-        if self._qk_integers is None:  # half precision: the device's matmul over the window
-            return self._token_rows(ids)
+        if not self._per_token:  # half precision, or lower layers: the window as a sequence
+            return self._rows(ids)
         distinct, where = torch.unique(ids, return_inverse=True)
         if self._table is None:
-            return self._token_rows(distinct)[where]
-        return self._table.lookup(distinct, self._token_rows)[where]
+            return self._rows(distinct)[where]
+        return self._table.lookup(distinct, self._rows)[where]
 
     @torch.inference_mode()
     def project_one(self, window: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..model.families import LocalLayerError
 from ..model.layer0 import Layer0Weights
 from ..numerics import SingleThreadedWorkers, check_cpu_numerics, default_workers
 from .kernel_choice import choose_statistics_kernel
@@ -109,6 +110,8 @@ class Layer0Scorer:
             num_kv_heads=weights.num_kv_heads,
             head_dim=weights.head_dim,
             block_size=block_size,
+            softmax_scale=weights.softmax_scale,
+            softcap=weights.softcap,
         )
         self.kernel, self.kernel_description = choice.name, choice.description
         self._statistics: StatisticsKernel = choice.compute
@@ -130,15 +133,17 @@ class Layer0Scorer:
             yield batch
 
     def _check_length(self, window: Sequence[int]) -> None:
-        limit = self.weights.sliding_window
-        if limit is not None and self.projector.sequence_length(window) > limit:
-            raise ValueError(
-                f"a window of {self.projector.sequence_length(window)} tokens exceeds the model's "
-                f"sliding attention window ({limit}); layer 0 would not see the long range"
-            )
+        problem = self.weights.family.local_layer_problem(self.projector.sequence_length(window))
+        if problem is not None:
+            raise LocalLayerError(problem)
 
     def _prepare(self, window: Sequence[int]) -> WindowStatistics:
-        return WindowStatistics(*self.projector.project_one(window), block_size=self.block_size)
+        return WindowStatistics(
+            *self.projector.project_one(window),
+            block_size=self.block_size,
+            softmax_scale=self.weights.softmax_scale,
+            softcap=self.weights.softcap,
+        )
 
     def _cpu_workers(self) -> SingleThreadedWorkers:
         if self._pool is None or self._pool.pid != os.getpid():

@@ -25,6 +25,12 @@ takes the last ``len % 16`` elements of a buffer through its scalar path (``exp2
 docs/reliability.md): chunks are a multiple of 16 rows, so the elements that take it are
 the ones that would in one [group * rows, block] buffer, and a chunk's bits equal the
 whole block's.
+
+Families other than Llama's change two things (model/families.py): the softmax scale
+(Gemma's ``query_pre_attn_scalar``) and attention logit soft-capping (Gemma 2), which maps
+each score s to cap * tanh(s / cap) before the causal mask, as transformers' eager path does.
+In log2 units the cap is log2(e) * cap; ``tanh`` takes the same scalar tail as ``exp2``,
+so the multiple-of-16 chunks keep its bits too.
 """
 
 from __future__ import annotations
@@ -89,10 +95,17 @@ def _beyond(rows: int, period: int, width: int, diagonal: int, device: torch.dev
 
 
 def _chunk_sums(
-    q: torch.Tensor, keys: torch.Tensor, rows: slice, r0: int, b: int, offset: int, block_size: int
+    q: torch.Tensor,
+    keys: torch.Tensor,
+    rows: slice,
+    r0: int,
+    b: int,
+    offset: int,
+    block_size: int,
+    cap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(norm, mass, mass_sq) float32 of the task's stacked rows ``rows`` (query positions
-    r0 + i % b) over the key blocks of [0, r0 + b)."""
+    r0 + i % b) over the key blocks of [0, r0 + b); ``cap``: the soft-cap in log2 units."""
     chunk = q[rows]
     n, group_rows = chunk.shape[0], q.shape[0]
     start = rows.start % b
@@ -108,6 +121,8 @@ def _chunk_sums(
         product, scores = full if kb == block_size else (wide[: n * kb].view(n, kb), narrow[: n * kb].view(n, kb))
         # The scores of this block, in log2 units: the exact product rounded to float32.
         scores.copy_(exact_product(chunk, keys[c0 : c0 + kb], out=product))
+        if cap is not None:
+            scores.div_(cap).tanh_().mul_(cap)
         if c0 + kb - 1 > first:  # the block crosses the causal diagonal: keep c <= r
             causal = _beyond(group_rows, b, kb, r0 - c0, q.device)[rows]
             scores.masked_fill_(causal, -math.inf)
@@ -133,14 +148,22 @@ class WindowStatistics:
     """The statistics of one window as fixed tasks, in two stages.
 
     First :meth:`round_head` for each kv head: its query group's rows past the offset (times
-    log2(e) / sqrt(D), in float32) and its keys, rounded once to
+    log2(e) and the softmax scale, default 1 / sqrt(D), in float32) and its keys, rounded once to
     :func:`~.exact.scaled_integers`. Then :meth:`run` for each of that head's
     :meth:`tasks_of`: a task is (kv head, first row of a row block). :meth:`result` adds
     the tasks' float64 partial sums in the order of :attr:`tasks`, which depends on the
     shapes alone, so the bits do not depend on which worker ran what, or when.
     """
 
-    def __init__(self, q: torch.Tensor, k: torch.Tensor, *, block_size: int = 512) -> None:
+    def __init__(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        *,
+        block_size: int = 512,
+        softmax_scale: float | None = None,
+        softcap: float | None = None,
+    ) -> None:
         hq, hkv, length, dim = _check_shapes(q, k)
         self.num_heads, self.num_kv_heads, self.length = hq, hkv, length
         self.group = hq // hkv
@@ -149,7 +172,8 @@ class WindowStatistics:
         self.offset = _long_range_offset(length)
         self._q, self._k = q, k
         self._bits = operand_bits(dim)
-        self._scale = math.log2(math.e) / math.sqrt(dim)
+        self._scale = math.log2(math.e) * softmax_scale if softmax_scale else math.log2(math.e) / math.sqrt(dim)
+        self._cap = None if softcap is None else softcap * math.log2(math.e)
         self._q_rows: list[torch.Tensor | None] = [None] * hkv
         self._keys: list[torch.Tensor | None] = [None] * hkv
         self.tasks: list[tuple[int, int]] = []
@@ -183,7 +207,7 @@ class WindowStatistics:
         sums = [torch.empty(group * b, device=q_block.device) for _ in range(3)]
         for c in range(0, group * b, ROW_CHUNK):
             rows = slice(c, min(c + ROW_CHUNK, group * b))
-            chunk = _chunk_sums(q_block, keys, rows, r0, b, self.offset, self.block_size)
+            chunk = _chunk_sums(q_block, keys, rows, r0, b, self.offset, self.block_size, self._cap)
             for total, value in zip(sums, chunk, strict=True):
                 total[rows] = value
         norm, mass, mass_sq = (s.view(group, b) for s in sums)
@@ -214,16 +238,24 @@ class WindowStatistics:
 
 @torch.inference_mode()
 def long_range_statistics(
-    q: torch.Tensor, k: torch.Tensor, *, block_size: int = 512
+    q: torch.Tensor,
+    k: torch.Tensor,
+    *,
+    block_size: int = 512,
+    softmax_scale: float | None = None,
+    softcap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(ds_heads, du_heads), float64 tensors of shape [Hq], computed in fp32 blocks.
+
+    ``softmax_scale`` multiplies q k^T (default 1 / sqrt(D)); ``softcap``, when given, caps
+    the scaled scores to softcap * tanh(s / softcap) (Gemma 2).
 
     On the CPU it runs on one single-threaded worker; the scorer runs the same tasks on
     several (``parallel.py``), with the same bits.
     """
     from ..numerics import SingleThreadedWorkers
 
-    statistics = WindowStatistics(q, k, block_size=block_size)
+    statistics = WindowStatistics(q, k, block_size=block_size, softmax_scale=softmax_scale, softcap=softcap)
     if q.device.type != "cpu":
         return statistics.compute()
     with SingleThreadedWorkers(1) as worker:
@@ -239,7 +271,9 @@ def long_range_mask(length: int, device: torch.device | str = "cpu") -> torch.Te
 
 
 @torch.inference_mode()
-def materialized_statistics(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def materialized_statistics(
+    q: torch.Tensor, k: torch.Tensor, *, softmax_scale: float | None = None, softcap: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The straightforward O(L^2)-memory reference, one head at a time (tests and benchmarks)."""
     hq, hkv, length, dim = _check_shapes(q, k)
     group = hq // hkv
@@ -247,7 +281,10 @@ def materialized_statistics(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Ten
     mask = long_range_mask(length, q.device)
     ds, du = [], []
     for h in range(hq):
-        scores = (q[h].float() @ k[h // group].float().T) / math.sqrt(dim)
+        scores = q[h].float() @ k[h // group].float().T
+        scores = scores * softmax_scale if softmax_scale else scores / math.sqrt(dim)
+        if softcap is not None:
+            scores = torch.tanh(scores / softcap) * softcap
         probs = torch.softmax(scores.masked_fill(~causal, -math.inf), dim=-1)
         masked = (probs * mask).double()
         ds.append(masked.sum() / length)

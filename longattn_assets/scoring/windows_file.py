@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -26,6 +25,7 @@ from ..storage import write_parquet
 from ..windows.files import recorded_provenance
 from .resume import ScoringParts, file_sha256
 from .scorer import Layer0Scorer
+from .token_windows import token_windows
 
 SCORED_SCHEMA = pa.schema(
     [
@@ -61,12 +61,15 @@ def _check_tokenizer(windows: pa.Table, expected: str) -> None:
 
 
 def scorer_recipe(scorer: Layer0Scorer) -> dict[str, object]:
-    """The scorer settings that change scores: weights and rope (in the model fingerprint),
-    BOS, precision, statistics kernel and its block size, device kind. Batch sizes do not."""
+    """The scorer settings that change scores: weights, rope and the scored layer (in the
+    model fingerprint; the layer also on its own, for people reading selection.json and the
+    dataset card), BOS, precision, statistics kernel and its block size, device kind. Batch
+    sizes do not."""
     projector = scorer.projector
     return {
         "code": CODE_REVISIONS[SCORED_CHUNKS],
         "model": scorer.fingerprint,
+        "layer": scorer.weights.layer,
         "add_bos": projector.add_bos,
         "bos_token_id": projector.bos_token_id,
         "dtype": str(scorer.dtype),
@@ -74,16 +77,6 @@ def scorer_recipe(scorer: Layer0Scorer) -> dict[str, object]:
         "block_size": scorer.block_size,
         "device": scorer.device.type,
     }
-
-
-def _token_windows(column: pa.ChunkedArray) -> list[np.ndarray]:
-    """Each row's token ids as a numpy view, without going through Python lists."""
-    windows = []
-    for chunk in column.chunks:
-        offsets = chunk.offsets.to_numpy()
-        values = chunk.values.to_numpy(zero_copy_only=False)
-        windows.extend(values[offsets[i] : offsets[i + 1]] for i in range(len(chunk)))
-    return windows
 
 
 def score_windows_table(
@@ -95,7 +88,7 @@ def score_windows_table(
 ) -> pa.Table:
     """The scored_chunks table of a windowed_chunks table, one row per window, in order."""
     _check_tokenizer(windows, model_tokenizer_fingerprint)
-    scores = scorer.score(_token_windows(windows.column("token_ids")), progress=progress)
+    scores = scorer.score(token_windows(windows.column("token_ids")), progress=progress)
     return pa.table(
         {
             "data_id": windows.column("data_id").cast(pa.string()),
@@ -159,6 +152,7 @@ def score_windows_file(
     block_size: int = 512,
     add_bos: bool = True,
     rope_theta: float | None = None,
+    layer: int = 0,
     scorer: Layer0Scorer | None = None,
     progress: Callable[[int, int], None] | None = None,
     chunk_windows: int = RESUME_CHUNK_WINDOWS,
@@ -184,7 +178,7 @@ def score_windows_file(
     _check_tokenizer(pq.read_table(windows_path, columns=["tokenizer"]), tokenizer.fingerprint)
     if scorer is None:
         scorer = Layer0Scorer(
-            load_layer0(source, rope_theta=rope_theta),
+            load_layer0(source, rope_theta=rope_theta, layer=layer),
             device=device,
             batch_tokens=batch_tokens,
             block_size=block_size,

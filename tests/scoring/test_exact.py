@@ -45,8 +45,8 @@ def test_projected_tokens_are_computed_once_with_the_same_bits(smollm2_weights, 
     monkeypatch.setattr(projections, "TOKEN_TABLE_BYTES", 0)
     plain = Layer0Projector(smollm2_weights, bos_token_id=smollm2_tokenizer.bos_token_id)
     computed = []
-    rows = Layer0Projector._token_rows
-    monkeypatch.setattr(Layer0Projector, "_token_rows", lambda self, ids: computed.append(len(ids)) or rows(self, ids))
+    rows = Layer0Projector._rows
+    monkeypatch.setattr(Layer0Projector, "_rows", lambda self, ids: computed.append(len(ids)) or rows(self, ids))
     first, second = text_ids[:300], text_ids[200:600]
     for window in (first, second):
         for a, b in zip(table.project_one(window), plain.project_one(window), strict=True):
