@@ -173,3 +173,7 @@ def test_runs_of_one_process_share_one_scorer_per_settings():
     assert AttentionScorer(device="auto", workers=1).scorer("auto") is scorer  # no GPU here: auto is cpu
     other = AttentionScorer(device="cpu", workers=1, block_size=256).scorer("cpu")
     assert other is not scorer and other.block_size == 256 and other.workers == 1
+    # another layer is another scorer: its rows depend on context, it keeps no token table
+    above = AttentionScorer(device="cpu", workers=1, layer=1).scorer("cpu")
+    assert above is not scorer and above.weights.lower_layers and above.projector._table is None
+    assert scorer.projector._table is not None
