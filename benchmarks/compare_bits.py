@@ -107,6 +107,8 @@ def run_child(package_root: Path | None, request: dict) -> dict:
     env = dict(os.environ)
     if package_root is not None:
         env["PYTHONPATH"] = str(package_root)
+        # a cache of its own: the layer-0 conversion cache's format changed since (meta.json)
+        env["LONGATTN_CACHE_DIR"] = str(package_root / "cache")
     cwd = package_root or REPO
     done = subprocess.run(
         [sys.executable, "-c", CHILD, handle.name], cwd=cwd, env=env, capture_output=True, text=True
