@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 def _window(args: argparse.Namespace) -> int:
-    from .corpus.input_file import files_fingerprint, is_url
+    from .consistency import input_record, inputs_fingerprint
+    from .corpus.input_file import ContentDigest, is_url
     from .corpus.records import Reject, read_file
     from .corpus.rejects import write_rejects
     from .corpus.sources import named_file
@@ -37,12 +38,17 @@ def _window(args: argparse.Namespace) -> int:
     window_size = settings.window_size() if args.window_size is None else args.window_size
     tokenizer = load_tokenizer(args.model)
     rejects: list[Reject] = []
+    digests = [ContentDigest() for _ in inputs]  # each file's content hash, taken as it is read
     records = (
-        item for path, file in zip(paths, inputs)
-        for item in read_file(file, source=str(path) if file.is_local else file.name)
+        item for path, file, digest in zip(paths, inputs, digests)
+        for item in read_file(file, source=str(path) if file.is_local else file.name, digest=digest)
     )  # fmt: skip
     spec = WindowSpec(args.category, args.shard, window_size, args.sample_fraction)
-    record = files_provenance(spec, tokenizer, files_fingerprint(inputs))
+
+    def record():  # the windows' provenance, once every input file is read
+        hashed = [input_record(file, digest.hexdigest(file)) for file, digest in zip(inputs, digests)]
+        return files_provenance(spec, tokenizer, inputs_fingerprint(hashed))
+
     batches = document_batches(records, rejects)
     stats = write_windows(batches, tokenizer, spec, Path(args.output), provenance=record)
     summary = stats.as_metadata() | {"rejects": len(rejects), "output": str(args.output)}
@@ -134,13 +140,18 @@ def _paired_files(windows: str, scores: str) -> CategoryFiles:
 
 
 def _select(args: argparse.Namespace) -> int:
+    from .consistency import InconsistentDataError
     from .report.html import render_report, write_report
+    from .scoring.windows_file import model_problem
     from .selection.exports import export_category
     from .selection.select import select_category
 
     chosen = _selection_settings(args)
     out = Path(args.output)
     files = _paired_files(args.windows, args.scores)
+    problem = model_problem(files.scores_recipe, args.model)
+    if problem:
+        raise InconsistentDataError(problem)
     category = args.category or _windows_category(files.windows)
     summary = export_category(
         files.windows, files.scores, out, category=category, settings=chosen,
@@ -170,6 +181,10 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--category", default=None,
         help="name written into the outputs (default: the category column of the windows)",
+    )  # fmt: skip
+    p.add_argument(
+        "--model", default=None,
+        help="the model the scores must come from, as given to `longattn score` (default: $LONGATTN_MODEL, else the embedded one)",
     )  # fmt: skip
     _add_selection_options(p)
     p.add_argument("--report", action="store_true", help="also write report.html")

@@ -26,7 +26,7 @@ from ..diagnostics.summary import REPLICATES, SCORES, diagnose, markdown_table
 from ..model.tokenizer import ModelTokenizer
 from ..partitions import category_partitions
 from ..report.diagnostics import diagnostics_plots, separation_markdown
-from ..resources import AttentionScorer, DataRoot, Windowing
+from ..resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from ..selection import checks, duck
 from ..selection.select import rank_windows
 from ..storage import check_key, write_parquet, write_text
@@ -119,6 +119,7 @@ def scorer_diagnostics(
     context: dg.AssetExecutionContext,
     config: DiagnosticsConfig,
     data_root: DataRoot,
+    corpus_input: CorpusInput,
     windowing: Windowing,
     attention_scorer: AttentionScorer,
 ):
@@ -126,7 +127,7 @@ def scorer_diagnostics(
     category = check_key("category", context.partition_key)
     layout = data_root.layout
     # exactly the current shards, all made under one set of settings (consistency.py)
-    files = current_files(layout, category, windowing, attention_scorer, SCORER_DIAGNOSTICS)
+    files = current_files(category, data_root, corpus_input, windowing, attention_scorer, SCORER_DIAGNOSTICS)
     score_files = files.scores
     fingerprint = scores_fingerprint(score_files)
     windows_glob, scores_glob = files.windows, files.scores

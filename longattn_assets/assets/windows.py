@@ -6,11 +6,11 @@ from .. import code_versions
 from ..consistency import WINDOWED_CHUNKS
 from ..partitions import category_and_shard, category_shard_partitions, category_to_shards
 from ..progress import Throttle
-from ..resources import AttentionScorer, DataRoot, Windowing
+from ..resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from ..windows.chunking import WindowSpec, WindowStats
 from ..windows.files import window_raw_shard
 from .corpus import raw_corpus
-from .current import current_input
+from .current import current_input, expected_now
 
 
 @dg.asset(
@@ -27,12 +27,14 @@ from .current import current_input
 def windowed_chunks(
     context: dg.AssetExecutionContext,
     data_root: DataRoot,
+    corpus_input: CorpusInput,
     windowing: Windowing,
     attention_scorer: AttentionScorer,
 ) -> dg.MaterializeResult:
     category, shard = category_and_shard(context)
     layout = data_root.layout
-    current_input(layout, category, shard, WINDOWED_CHUNKS)
+    # the raw shard, committed, under today's shard count and from today's input files
+    current_input(layout, category, shard, WINDOWED_CHUNKS, expected_now(category, data_root, corpus_input))
     source = layout.shard_path("raw_corpus", category, shard)
     tokenizer = attention_scorer.tokenizer()
     spec = WindowSpec(category, shard, windowing.window_size, windowing.sample_fraction)

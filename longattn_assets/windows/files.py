@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from ..consistency import WINDOWED_CHUNKS, derived_provenance, windows_recipe
 from ..corpus.records import Document, Reject
 from ..model.tokenizer import ModelTokenizer
-from ..provenance import Provenance, read_provenance
+from ..provenance import METADATA_KEY, Provenance, read_provenance
 from ..storage import atomic_path
 from .chunking import WINDOWED_CHUNKS_SCHEMA, WindowSpec, WindowStats, window_documents
 from .ids import document_hash
@@ -70,17 +70,22 @@ def write_windows(
     output: Path,
     progress: Callable[[WindowStats], None] | None = None,
     *,
-    provenance: Provenance,
+    provenance: Callable[[], Provenance],
 ) -> WindowStats:
-    """Window every batch and write one Parquet file, with its provenance, atomically."""
+    """Window every batch and write one Parquet file, with its provenance, atomically.
+
+    ``provenance()`` is called once every window is written (the record of windows cut from
+    input files names their content hashes, known once they are read) and goes into the
+    file's footer.
+    """
     stats = WindowStats()
-    schema = provenance.stamp(WINDOWED_CHUNKS_SCHEMA)
     with atomic_path(output) as tmp:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(tmp, WINDOWED_CHUNKS_SCHEMA, compression="zstd") as writer:
             for table, running in window_documents(batches, tokenizer, spec, progress):
                 stats = running
                 if len(table):
                     writer.write_table(table)
+            writer.add_key_value_metadata({METADATA_KEY: provenance().to_json().encode()})
     return stats
 
 
@@ -109,11 +114,12 @@ def window_raw_shard(
     recipe = windows_recipe(spec.window_size, spec.sample_fraction, tokenizer.fingerprint)
     record = derived_provenance(WINDOWED_CHUNKS, recipe, recorded_provenance(source))
     batches = raw_corpus_batches(source, docs_per_batch)
-    return write_windows(batches, tokenizer, spec, output, progress, provenance=record), record
+    return write_windows(batches, tokenizer, spec, output, progress, provenance=lambda: record), record
 
 
 def files_provenance(spec: WindowSpec, tokenizer: ModelTokenizer, input_files: str) -> Provenance:
-    """The record of windows cut straight from input files (``longattn window``)."""
+    """The record of windows cut straight from input files (``longattn window``); ``input_files``:
+    their content fingerprint (``consistency.inputs_fingerprint``)."""
     recipe = windows_recipe(spec.window_size, spec.sample_fraction, tokenizer.fingerprint)
     inputs = {"input_files": input_files}
     return Provenance(WINDOWED_CHUNKS, spec.category, spec.shard, recipe, inputs, inputs)

@@ -45,6 +45,7 @@ BAD_OPTIONS = [
     (WINDOW, "--shard", "/etc/passwd", "a name of letters"),
     (WINDOW, "--model", " ", "an embedded model name"),
     (SCORE, "--model", "", "an embedded model name"),
+    (SELECT, "--model", " ", "an embedded model name"),
     (SCORE, "--device", "gpu", "auto, cpu, cuda or cuda:N"),
     (SCORE, "--device", "cuda:99", "a visible device"),
     (SCORE, "--dtype", "float8", "one of auto, float32, bfloat16, float16"),
