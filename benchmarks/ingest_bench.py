@@ -281,7 +281,9 @@ def run_once(input_dir: Path, root: Path, shards: int, workers: int, budget: str
     """Materialize raw_corpus in a child process (run by ``python``); sample the RSS of its process tree."""
     env = os.environ | {"LONGATTN_NUM_SHARDS": str(shards), "LONGATTN_CATEGORIES": "book"}
     command = [python, __file__, "--child", str(input_dir), str(root), str(workers), budget]
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    # run from the case's folder: ingest's fork server puts the working directory first on its
+    # path, so a checkout as working directory would lend its code to another version's workers
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, cwd=root.parent)
     peak_rss = peak_pss = 0
     at_peak: dict = {}
     cpu_seen: dict[int, int] = {}  # CPU ticks of each process of the tree, last seen
@@ -319,12 +321,16 @@ def child(input_dir: str, root: str, workers: str, budget: str) -> None:
 
 
 def compare(args: argparse.Namespace, corpus: list[Path]) -> None:
-    """This checkout's code and ``args.against``'s, interleaved on the same inputs."""
+    """This checkout's code and ``args.against``'s, interleaved on the same inputs.
+
+    Besides wall time, the CPU seconds of the whole process tree: on a loaded machine they
+    move far less than wall time, which waits for the cores."""
     pythons = {"new": sys.executable, "old": args.against}
-    print("| input GB | shards | workers | run | code | wall s | MB/s | load avg |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| input GB | shards | workers | run | code | wall s | CPU s (tree) | MB/s | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         seconds: dict[str, list[float]] = {"new": [], "old": []}
+        cpu: dict[str, list[float]] = {"new": [], "old": []}
         for repeat in range(args.repeats):
             for name in ("new", "old") if repeat % 2 == 0 else ("old", "new"):
                 case = args.work / f"compare-{size}-{name}"
@@ -333,13 +339,18 @@ def compare(args: argparse.Namespace, corpus: list[Path]) -> None:
                 result = run_once(case / "input", case / "root", 8, args.workers, args.budget, pythons[name])
                 subprocess.run(["rm", "-rf", str(case)], check=True)
                 seconds[name].append(result["seconds"])
+                cpu[name].append(result["cpu_s"])
                 print(
                     f"| {actual / GB:.2f} | 8 | {result['workers']} | {repeat + 1} | {name} | {result['seconds']:.1f} "
-                    f"| {actual / 1e6 / result['seconds']:.1f} | {os.getloadavg()[0]:.1f} |",
+                    f"| {result['cpu_s']:.1f} | {actual / 1e6 / result['seconds']:.1f} | {os.getloadavg()[0]:.1f} |",
                     flush=True,
                 )
-        median = {name: sorted(times)[len(times) // 2] for name, times in seconds.items()}
-        print(f"size {size} GB: median wall s new {median['new']:.1f}, old {median['old']:.1f}: new/old = {median['new'] / median['old']:.3f}")
+        for label, values in (("wall s", seconds), ("CPU s", cpu)):
+            median = {name: sorted(times)[len(times) // 2] for name, times in values.items()}
+            print(
+                f"size {size} GB, median {label}: new {median['new']:.1f}, old {median['old']:.1f}: "
+                f"new/old = {median['new'] / median['old']:.3f}"
+            )
     print(f"load average at the end: {os.getloadavg()}")
 
 

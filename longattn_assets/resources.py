@@ -133,7 +133,7 @@ class AttentionScorer(dg.ConfigurableResource):
             from .model.layer0 import load_layer0
             from .scoring.windows_file import model_identity
 
-            weights = load_layer0(self.source(), rope_theta=self.rope_theta, rope_scaling=self._rope_scaling())
+            weights = load_layer0(self.model, rope_theta=self.rope_theta, rope_scaling=self._rope_scaling())
             self._model_identity = model_identity(weights)
         return self._model_identity
 

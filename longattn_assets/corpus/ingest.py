@@ -118,7 +118,7 @@ class _ReadWorker:
         self.fields = config.fields
 
     def handle(self, task: _ReadTask) -> tuple[_ReadTask, str | None]:
-        digest = ContentDigest() if task.span is None else None
+        digest = ContentDigest() if task.span is None and task.file.is_local else None
         for item in read_file(task.file, fields=self.fields, span=task.span, digest=digest):
             self.router.add(item)
         return task, digest.hexdigest(task.file) if digest else None

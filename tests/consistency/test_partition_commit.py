@@ -50,7 +50,7 @@ def _files(root, names=("raw_corpus", "rejects")) -> dict[str, bytes]:
 def _glob_rows(root) -> int:
     """The README's query over a category's scores: every file the glob finds."""
     pattern = str(root / "scored_chunks" / "category=code" / "*.parquet")
-    return duckdb.sql(f"SELECT count(*) FROM '{pattern}'").fetchone()[0]
+    return duckdb.sql(f"SELECT count(*) FROM '{pattern}'").fetchall()[0][0]
 
 
 def test_a_fault_at_every_step_of_a_commit_leaves_nothing_a_rerun_does_not_redo(counts, corpus, scratch, tmp_path):
