@@ -145,7 +145,7 @@ class AttentionScorer(dg.ConfigurableResource):
 
         return expected_scorer_recipe(
             self.model_identity(), bos_token_id=self.tokenizer().bos_token_id, device=self.device,
-            dtype=self.dtype, add_bos=self.add_bos, block_size=self.block_size, kernel=self.kernel,
+            dtype=self.dtype, add_bos=self.add_bos, block_size=self.block_size,
         )  # fmt: skip
 
     def scorer(self, device: str):

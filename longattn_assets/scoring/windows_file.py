@@ -124,15 +124,14 @@ def expected_scorer_recipe(
     dtype: str = "auto",
     add_bos: bool = True,
     block_size: int = 512,
-    kernel: str = "auto",
 ) -> dict[str, object]:
     """What :func:`scorer_recipe` records for a scorer with these settings on this machine,
     without building one (no device is touched, no weights are moved); ``model``: the
     :func:`model_identity` of the weights it would load.
 
     ``auto`` device and dtype resolve as the scorer resolves them here. The statistics
-    kernel is named only on the CPU, where it is always the torch one: on CUDA it depends on
-    what compiles there, so it is left to the check that a category's shards agree.
+    kernel is not named: which one runs depends on what compiles on the device (the Triton
+    kernel falls back to torch), so it is left to the check that a category's shards agree.
     """
     from .factory import scorer_dtype
 
@@ -146,8 +145,6 @@ def expected_scorer_recipe(
         "block_size": block_size,
         "device": kind,
     }
-    if kind == "cpu":
-        recipe["kernel"] = "torch"
     return recipe
 
 
