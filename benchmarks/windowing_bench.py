@@ -78,7 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         def parquet() -> None:
             record = files_provenance(spec, tokenizer, "benchmark")
-            write_windows(tables, tokenizer, spec, Path(tmp) / "w.parquet", provenance=lambda: record)
+            write_windows(tables, tokenizer, spec, Path(tmp) / "w.parquet", provenance=record)
 
         rows = [("bare tokenizers encode_batch_fast", best(bare, args.repeat))]
         rows.append(("windowing (Arrow table)", best(windows, args.repeat)))

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from ..consistency import WINDOWED_CHUNKS, derived_provenance, windows_recipe
 from ..corpus.records import Document, Reject
 from ..model.tokenizer import ModelTokenizer
-from ..provenance import METADATA_KEY, Provenance, read_provenance
+from ..provenance import Provenance, read_provenance
 from ..storage import atomic_path
 from .chunking import WINDOWED_CHUNKS_SCHEMA, WindowSpec, WindowStats, window_documents
 from .ids import document_hash
@@ -70,22 +70,17 @@ def write_windows(
     output: Path,
     progress: Callable[[WindowStats], None] | None = None,
     *,
-    provenance: Callable[[], Provenance],
+    provenance: Provenance,
 ) -> WindowStats:
-    """Window every batch and write one Parquet file, with its provenance, atomically.
-
-    ``provenance()`` is called once every window is written (the record of windows cut from
-    input files names their content hashes, known once they are read) and goes into the
-    file's footer.
-    """
+    """Window every batch and write one Parquet file, with its provenance, atomically."""
     stats = WindowStats()
+    schema = provenance.stamp(WINDOWED_CHUNKS_SCHEMA)
     with atomic_path(output) as tmp:
-        with pq.ParquetWriter(tmp, WINDOWED_CHUNKS_SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
             for table, running in window_documents(batches, tokenizer, spec, progress):
                 stats = running
                 if len(table):
                     writer.write_table(table)
-            writer.add_key_value_metadata({METADATA_KEY: provenance().to_json().encode()})
     return stats
 
 
@@ -114,7 +109,7 @@ def window_raw_shard(
     recipe = windows_recipe(spec.window_size, spec.sample_fraction, tokenizer.fingerprint)
     record = derived_provenance(WINDOWED_CHUNKS, recipe, recorded_provenance(source))
     batches = raw_corpus_batches(source, docs_per_batch)
-    return write_windows(batches, tokenizer, spec, output, progress, provenance=lambda: record), record
+    return write_windows(batches, tokenizer, spec, output, progress, provenance=record), record
 
 
 def files_provenance(spec: WindowSpec, tokenizer: ModelTokenizer, input_files: str) -> Provenance:

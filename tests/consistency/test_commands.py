@@ -11,8 +11,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from longattn_assets.cli import main
-from longattn_assets.provenance import METADATA_KEY, read_provenance
-from longattn_assets.storage import write_parquet
 from longattn_assets.windows.ids import tokens_hash
 from tests.consistency.conftest import code_rows
 from tests.consistency.pipeline import WINDOW
@@ -121,8 +119,7 @@ def test_scores_of_other_window_contents_are_refused_window_by_window(tmp_path: 
     hashes = [tokens_hash(np.array(t, np.int32)) for t in ids]
     table = table.set_column(table.schema.get_field_index("token_ids"), "token_ids", pa.array(ids, pa.list_(pa.int32())))
     table = table.set_column(table.schema.get_field_index("tokens_hash"), "tokens_hash", pa.array(hashes))
-    record = read_provenance(tmp_path / "w.parquet")
-    write_parquet(table, tmp_path / "w.parquet", footer={METADATA_KEY: record.to_json().encode()})
+    pq.write_table(table, tmp_path / "w.parquet")  # the provenance record comes along
     capsys.readouterr()
     code = main(["select", "--windows", str(tmp_path / "w.parquet"), "--scores", str(tmp_path / "s.parquet"),
                  "--output", str(tmp_path / "out")])  # fmt: skip

@@ -33,7 +33,7 @@ def windows_file(tmp_path_factory, tokenizer) -> Path:
     path = tmp_path_factory.mktemp("windows") / "shard=00000.parquet"
     spec = WindowSpec("code", "00000", 128)
     record = files_provenance(spec, tokenizer, "stdlib")
-    write_windows(document_batches(docs, []), tokenizer, spec, path, provenance=lambda: record)
+    write_windows(document_batches(docs, []), tokenizer, spec, path, provenance=record)
     assert pq.read_metadata(path).num_rows >= 16
     return path
 
