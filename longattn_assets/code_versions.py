@@ -15,7 +15,7 @@ from .consistency import RAW_CORPUS, SCORED_CHUNKS, WINDOWED_CHUNKS
 from .corpus.input_file import redact
 from .provenance import CODE_REVISIONS
 
-SELECTION_REVISION = "1"
+SELECTION_REVISION = "2"  # 2: selection.json and the card record the calibration
 
 
 def raw_corpus() -> str:

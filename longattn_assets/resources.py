@@ -87,7 +87,7 @@ class Windowing(dg.ConfigurableResource):
 
 SCORER_FIELDS = (
     "model", "device", "dtype", "batch_tokens", "block_size", "rope_theta", "rope_scaling",
-    "kernel", "resume_chunk_windows",
+    "kernel", "resume_chunk_windows", "layer",
 )
 
 
@@ -103,6 +103,8 @@ class AttentionScorer(dg.ConfigurableResource):
     rope_theta: float | None = None
     rope_scaling: str | None = None  # JSON, e.g. {"rope_type": "linear", "factor": 4.0}
     kernel: Kernel = "auto"
+    # The decoder layer whose attention is scored (0: the paper's first layer).
+    layer: int = settings.layer()
     # Windows scored between two saved parts: a killed step redoes at most this many.
     resume_chunk_windows: int = 256
 
@@ -133,7 +135,9 @@ class AttentionScorer(dg.ConfigurableResource):
             from .model.layer0 import load_layer0
             from .scoring.windows_file import model_identity
 
-            weights = load_layer0(self.model, rope_theta=self.rope_theta, rope_scaling=self._rope_scaling())
+            weights = load_layer0(
+                self.model, rope_theta=self.rope_theta, rope_scaling=self._rope_scaling(), layer=self.layer
+            )
             self._model_identity = model_identity(weights)
         return self._model_identity
 
@@ -163,6 +167,7 @@ class AttentionScorer(dg.ConfigurableResource):
                 rope_theta=self.rope_theta,
                 rope_scaling=self._rope_scaling(),
                 kernel=self.kernel,
+                layer=self.layer,
             )
             self._scorer_device = device
         return self._scorer

@@ -22,8 +22,6 @@ and a second schedule per category sends all shards whose scores are stale to on
 from __future__ import annotations
 
 import hashlib
-import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,12 +36,17 @@ from .provenance import digest
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from .slurm.settings import slurm_enabled
 from .storage import DataLayout
-from .validation import check
+from .validation import check_variable
 
 SHARDS_JOB = shard_job.name
 CATEGORY_TAG = "longattn/category"
 PLANNED_TAG = "longattn/planned"
 RUN_KEY_TAG = "dagster/run_key"
+# A request that names its partition in this tag is already resolved: Dagster then adds no
+# per-dimension tags ("dagster/partition/category", ...), keys with two namespaces that its
+# own tag rules deprecate. The run's steps and their materializations still get the
+# multi-partition key (and its dimensions) from it, as for `dagster job execute --tags`.
+PARTITION_TAG = "dagster/partition"
 DEFAULT_CRON = "0 2 * * *"
 # Runs whose work counts as done or under way; a failed or cancelled run frees its shards.
 CLAIMING_STATUSES = [
@@ -55,22 +58,8 @@ CLAIMING_STATUSES = [
 ]
 RECENT_RUNS = 1000
 
-# Every tag key this module sets follows Dagster's rule (one namespace, "ns/key"). Dagster
-# 1.13 itself adds its reserved per-dimension partition tags ("dagster/partition/category",
-# "dagster/partition/shard") to any run request for a multi-partition key, and then warns
-# that they break that rule: the warning names only Dagster's own keys, and nothing a schedule
-# returns can avoid it. It is silenced for exactly those keys; a non-compliant key of ours
-# would come first in the warning's list and still be reported.
-warnings.filterwarnings(
-    "ignore",
-    message=r"Non-compliant tag keys like \['dagster/partition/[^']*'(, 'dagster/partition/[^']*')*\]",
-    category=DeprecationWarning,
-)
-
-
 def schedule_cron() -> str:
-    value = os.environ.get("LONGATTN_SCHEDULE_CRON", "").strip()
-    return check("cron", value, "LONGATTN_SCHEDULE_CRON") if value else DEFAULT_CRON
+    return check_variable("LONGATTN_SCHEDULE_CRON", "cron", DEFAULT_CRON)
 
 
 def data_version(*identities: str) -> str:
@@ -141,7 +130,7 @@ def shard_run_request(work: ShardWork, assets: Sequence[str]) -> dg.RunRequest:
         run_key=f"{work.category}|{work.token}",
         partition_key=work.partition_key,
         asset_selection=[dg.AssetKey(a) for a in assets],
-        tags={CATEGORY_TAG: work.category, PLANNED_TAG: work.token},
+        tags={CATEGORY_TAG: work.category, PLANNED_TAG: work.token, PARTITION_TAG: str(work.partition_key)},
     )
 
 

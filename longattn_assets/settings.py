@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .validation import check
+from .validation import check_variable
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_CORPUS_DIR = PACKAGE_DIR / "data" / "sample"
@@ -44,9 +44,13 @@ def _env(name: str, default: str) -> str:
 
 
 def checked_env(name: str, rule: str, default: Any) -> Any:
-    """The variable's value checked by ``rule`` (labelled with the variable), else ``default``."""
-    found = _raw(name)
-    return check(rule, found[1], label=found[0]) if found else default
+    """The variable's value checked by ``rule`` (labelled with the variable), else the value of
+    ``NAME_DEFAULT``, else ``default``. A variable set to nothing is checked as given
+    (``LONGATTN_CATEGORIES=`` is an error, not the default categories)."""
+    for key in (name, f"{name}_DEFAULT"):
+        if key in os.environ:
+            return check_variable(key, rule, default)
+    return default
 
 
 def data_root() -> Path:
@@ -90,6 +94,11 @@ def demo_window_size() -> int:
 
 def model_spec() -> str:
     return checked_env("LONGATTN_MODEL", "model", DEFAULT_MODEL)
+
+
+def layer() -> int:
+    """The decoder layer whose attention is scored (0: the paper's first layer; README, "Models")."""
+    return checked_env("LONGATTN_LAYER", "layer", 0)
 
 
 def device() -> str:

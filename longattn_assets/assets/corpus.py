@@ -7,7 +7,7 @@ from ..consistency import RAW_CORPUS
 from ..corpus.ingest import REJECTS, REJECTS_FILE, ingest_category, unconfigured_folders
 from ..corpus.progress import IngestProgress
 from ..partitions import category_partitions, shard_partitions
-from ..progress import Throttle
+from ..progress import LatestLine, TerminalProgress, Throttle
 from ..provenance import digest, read_provenance
 from ..resources import CorpusInput, DataRoot
 from ..storage import check_key
@@ -46,12 +46,16 @@ def raw_corpus(
 
     observe = Throttle(observation, every_s=30.0)
 
+    latest = LatestLine(f"{category}: ingest starting")
+
     def progress(snapshot: IngestProgress) -> None:
-        log(snapshot.message())
+        latest.set(snapshot.message())
+        log(latest())
         observe(snapshot)
 
     where = corpus_input.location
-    stats = ingest_category(where, category, layout, num_shards, progress, plan=plan, fields=corpus_input.fields)
+    with TerminalProgress(latest):
+        stats = ingest_category(where, category, layout, num_shards, progress, plan=plan, fields=corpus_input.fields)
     if stats.obsolete_files:
         context.log.info(f"{category}: removed {len(stats.obsolete_files)} shard files of an earlier shard count")
     records = [read_provenance(layout.shard_path(RAW_CORPUS, category, s)) for s in shards]

@@ -1,13 +1,13 @@
 """scored_chunks: layer-0 attention statistics (DS_T, DU_T) of every window of a shard."""
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from .. import code_versions
 from ..consistency import SCORED_CHUNKS, WINDOWED_CHUNKS
 from ..partitions import category_and_shard, category_shard_partitions
-from ..progress import Throttle
+from ..progress import TerminalProgress, Throttle, WindowCount
 from ..resources import AttentionScorer, CorpusInput, DataRoot, Windowing
+from ..windows.files import window_totals
 from .current import current_input, expected_now
 from .windows import windowed_chunks
 
@@ -40,19 +40,24 @@ def scored_chunks(
     source = layout.shard_path(WINDOWED_CHUNKS, category, shard)
     output = layout.shard_path(SCORED_CHUNKS, category, shard)
     log = Throttle(context.log.info)
-
-    def progress(done: int, total: int) -> None:
-        log(f"{category}|{shard}: scored {done:,}/{total:,} windows", force=done == total)
+    windows, tokens = window_totals(source)
 
     with attention_scorer.scoring_session() as scorer:
-        context.log.info(f"scoring {pq.read_metadata(source).num_rows:,} windows on {scorer.device}")
-        stats = score_windows_file(
-            source,
-            output,
-            scorer=scorer,
-            progress=progress,
-            chunk_windows=attention_scorer.resume_chunk_windows,
-        )
+        context.log.info(f"scoring {windows:,} windows on {scorer.device}")
+        count = WindowCount(f"{category}|{shard}", "scored", windows, tokens)
+
+        def progress(done: int, total: int) -> None:
+            count.update(done)
+            log(count.line(), force=done == total)
+
+        with TerminalProgress(count.line):
+            stats = score_windows_file(
+                source,
+                output,
+                scorer=scorer,
+                progress=progress,
+                chunk_windows=attention_scorer.resume_chunk_windows,
+            )
     if stats["windows_resumed"]:
         context.log.info(f"{category}|{shard}: kept {stats['windows_resumed']:,} windows scored by an interrupted run")
     return dg.MaterializeResult(

@@ -13,7 +13,8 @@ from ..consistency import (
     category_files,
     recorded_files,
 )
-from ..diagnostics.files import current_diagnostics
+from ..diagnostics.calibration import CalibrationUnavailable, calibrated_settings
+from ..diagnostics.files import diagnostics_for_scores
 from ..diagnostics.summary import card_section
 from ..partitions import category_partitions, category_to_shards, shard_partitions
 from ..provenance import digest
@@ -45,7 +46,7 @@ CHECKS = {
 }
 
 
-class SelectionConfig(dg.Config):
+class SelectionSettingsConfig(dg.Config):
     """DESIGN 1.3. Give at most one of keep_fraction, token_budget, threshold (default: keep half)."""
 
     normalize: Normalize = "zscore"
@@ -56,12 +57,20 @@ class SelectionConfig(dg.Config):
     heads: list[int] | None = None  # query heads averaged into ds and du (default: all)
 
     @model_validator(mode="after")
-    def _check(self) -> "SelectionConfig":
+    def _check(self) -> "SelectionSettingsConfig":
         self.settings()  # a bad value fails the run's config before the step starts
         return self
 
     def settings(self) -> SelectionSettings:
         return SelectionSettings.from_fields(self)
+
+
+class SelectionConfig(SelectionSettingsConfig):
+    """The selection settings, or with ``calibrated: true`` the heads and alpha that
+    scorer_diagnostics chose on its tuning part for the category's current scores (then
+    give neither heads nor alpha)."""
+
+    calibrated: bool = False
 
 
 def current_files(
@@ -149,7 +158,13 @@ def longabc_dataset(
     out_dir = layout.category_dir(LONGABC_DATASET, category)
     settings = config.settings()
     models = checks.one_model(scores_files)
-    diagnostics = current_diagnostics(layout, category, scores_files)
+    diagnostics = diagnostics_for_scores(layout, category, scores_files)
+    calibration = None
+    if config.calibrated:
+        try:
+            settings, calibration = calibrated_settings(diagnostics, settings, category)
+        except CalibrationUnavailable as exc:
+            raise dg.Failure(f"longabc_dataset {category}: {exc}") from exc
     summary = export_category(
         windows_files,
         scores_files,
@@ -159,8 +174,10 @@ def longabc_dataset(
         extra_settings={
             "window_size": windowing.window_size,
             "model": ", ".join(models[1]["models"]),
+            "layer": files.scores_recipe.get("layer", 0),
         },
         inputs=files.as_record(layout.root),
+        calibration=calibration,
         card_sections=[card_section(diagnostics, settings)],
     )
     context.log.info(
@@ -168,7 +185,9 @@ def longabc_dataset(
         f"({summary.tokens_kept:,} tokens) by {settings.rule}={settings.value}"
     )
     yield dg.MaterializeResult(
-        data_version=dg.DataVersion(digest([settings.as_dict(), CategoryFiles.identity(files.as_record())])),
+        data_version=dg.DataVersion(
+            digest([settings.as_dict(), CategoryFiles.identity(files.as_record()), calibration])
+        ),
         metadata={
             "shards": dg.MetadataValue.json(files.shards),
             "windows": summary.n,
@@ -178,6 +197,7 @@ def longabc_dataset(
             "tokens_dropped": summary.tokens_dropped,
             "cut_lds": summary.cut_lds,
             "settings": dg.MetadataValue.json(settings.as_dict()),
+            "calibrated": calibration is not None,
             "path": dg.MetadataValue.path(str(out_dir)),
         },
     )
@@ -220,7 +240,7 @@ def longabc_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg
     windows_files, scores_files = files.windows, files.scores
     settings = SelectionSettings(**recorded["settings"])
     result = select_category(windows_files, scores_files, **settings.options())
-    diagnostics = current_diagnostics(data_root.layout, category, scores_files)
+    diagnostics = diagnostics_for_scores(data_root.layout, category, scores_files)
     html_text = render_report(
         category, result, windows_files, recorded.get("settings_extra"),
         sections=[diagnostics_section(diagnostics)],

@@ -31,7 +31,13 @@ def score_command(python: str) -> list[str]:
 
 
 def scorer_options(scorer: AttentionScorer) -> list[str]:
-    return ["--model", scorer.model, "--device", scorer.device, "--batch-tokens", str(scorer.batch_tokens)]
+    options = ["--model", scorer.model, "--device", scorer.device, "--batch-tokens", str(scorer.batch_tokens),
+               "--layer", str(scorer.layer)]  # fmt: skip
+    if scorer.rope_theta is not None:
+        options += ["--rope-theta", str(scorer.rope_theta)]
+    if scorer.rope_scaling is not None:
+        options += ["--rope-scaling", scorer.rope_scaling]
+    return options
 
 
 @dg.op(

@@ -5,8 +5,9 @@ import dagster as dg
 from .. import code_versions
 from ..consistency import WINDOWED_CHUNKS
 from ..partitions import category_and_shard, category_shard_partitions, category_to_shards
-from ..progress import Throttle
+from ..progress import LatestLine, TerminalProgress, Throttle, duration
 from ..resources import AttentionScorer, CorpusInput, DataRoot, Windowing
+from ..validation import check_window_fits
 from ..windows.chunking import WindowSpec, WindowStats
 from ..windows.files import window_raw_shard
 from .corpus import raw_corpus
@@ -33,22 +34,27 @@ def windowed_chunks(
 ) -> dg.MaterializeResult:
     category, shard = category_and_shard(context)
     layout = data_root.layout
+    tokenizer = attention_scorer.tokenizer()
+    bos = attention_scorer.add_bos and tokenizer.bos_token_id is not None
+    check_window_fits(windowing.window_size, attention_scorer.source(), bos, "windowing.window_size")
     # the raw shard, committed, under today's shard count and from today's input files
     current_input(layout, category, shard, WINDOWED_CHUNKS, expected_now(category, data_root, corpus_input))
     source = layout.shard_path("raw_corpus", category, shard)
-    tokenizer = attention_scorer.tokenizer()
     spec = WindowSpec(category, shard, windowing.window_size, windowing.sample_fraction)
     output = layout.shard_path(WINDOWED_CHUNKS, category, shard)
 
     log = Throttle(context.log.info)
+    latest = LatestLine(f"{category}|{shard}: windowing")
 
     def progress(stats: WindowStats) -> None:
-        log(
+        latest.set(
             f"{category}|{shard}: {stats.documents:,} documents, {stats.windows:,} windows, "
-            f"{stats.document_tokens / max(stats.seconds, 1e-9):,.0f} tokens/s"
+            f"{stats.document_tokens / max(stats.seconds, 1e-9):,.0f} tokens/s, {duration(stats.seconds)} elapsed"
         )
+        log(latest())
 
-    stats, record = window_raw_shard(source, tokenizer, spec, output, progress)
+    with TerminalProgress(latest):
+        stats, record = window_raw_shard(source, tokenizer, spec, output, progress)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(record.fingerprint),
         metadata={

@@ -150,6 +150,7 @@ class _WriteTask:
     runs: list[tuple[Path, int]]
     path: Path
     stamp: RawStamp
+    copy_runs: list[Path]
 
 
 class _WriteWorker:
@@ -162,7 +163,7 @@ class _WriteWorker:
 
     def handle(self, task: _WriteTask) -> tuple[int, ShardResult]:
         name = f"w{task.shard:05d}"
-        result = write_shard(task.runs, task.path, self.bucket_bytes, self.scratch, name, task.stamp)
+        result = write_shard(task.runs, task.path, self.bucket_bytes, self.scratch, name, task.stamp, task.copy_runs)
         return task.shard, result
 
     def finish(self) -> None:
@@ -275,7 +276,13 @@ def ingest_category(
         staged = [commit.stage(layout.shard_path(RAW_CORPUS, category, key)) for key in keys]
         runs = {shard: sorted(run for r in routed for run in r.runs.get(shard, [])) for shard in range(num_shards)}
         writes = [
-            _WriteTask(shard, runs[shard], staged[shard], stamps[shard])
+            _WriteTask(
+                shard,
+                runs[shard],
+                staged[shard],
+                stamps[shard],
+                sorted(path for r in routed for path in r.copy_runs.get(shard, [])),
+            )
             for shard in sorted(runs, key=lambda s: (-sum(size for _, size in runs[s]), s))
         ]
         tracker.start_writing()

@@ -63,6 +63,11 @@ class Reject:
     excerpt: str
 
 
+def duplicate_reason(doc_hash: str, kept_source: str, kept_location: int) -> str:
+    """Why a row is rejected as a copy: the row kept with the same text (file and line or row)."""
+    return f"duplicate text: same document as {kept_source} location {kept_location}, which is kept (doc_hash {doc_hash})"
+
+
 def is_supported(path: Path | str) -> bool:
     name = Path(path).name.lower()
     if name.endswith((".parquet", ".arrow")):

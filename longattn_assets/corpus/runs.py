@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 from ..windows.ids import DOC_HASH_BYTES
 
 SORT_KEYS = [("doc_hash", "ascending"), ("source", "ascending"), ("location", "ascending")]
+# The columns of a row's key: what a run of copies holds.
+KEY_SCHEMA = pa.schema([("doc_hash", pa.string()), ("source", pa.string()), ("location", pa.int64())])
 # Bytes of one record batch in a run: a reader holds one batch per run at a time.
 RUN_BATCH_BYTES = 256 << 10
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")

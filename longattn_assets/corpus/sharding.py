@@ -3,15 +3,18 @@
 A document's shard depends only on its text, never on file order, file count or worker
 count. Within a shard rows are sorted by (doc_hash, source, location), so the same inputs
 give the same bytes. Exact duplicates (same text) keep their first row in that order and
-set the others aside as rejects.
+set the others aside as rejects, each naming the row that is kept.
 
 Two steps, each run by any number of workers (:mod:`.pool`):
 
 1. :class:`ShardRouter` reads files and routes documents to per-shard buffers; when the
    buffers reach their share of the budget, each shard's buffer is sorted, freed of
-   duplicates and written as a run (:mod:`.runs`). Rejects go to sorted runs of their own.
+   duplicates and written as a run (:mod:`.runs`); the duplicates' keys go to a run of
+   copies. Rejects go to sorted runs of their own.
 2. :func:`write_shard` gathers a shard's runs bucket by bucket (hash ranges sized to the
-   budget), sorts and dedupes each bucket and appends it to the shard file.
+   budget), sorts and dedupes each bucket and appends it to the shard file. Every copy of
+   a text meets the row kept for it in its bucket, so its reject names that row whatever
+   run it was found in.
 
 A shard file is cut into row groups by the rows it holds alone (at most ROW_GROUP_ROWS rows
 and ROW_GROUP_TEXT_BYTES of text), never by the budget or the workers, so its bytes are
@@ -35,9 +38,9 @@ from ..provenance import DocumentsFingerprint
 from ..windows.ids import document_hash, shard_of
 from .budget import ROW_GROUP_ROWS, ROW_GROUP_TEXT_BYTES
 from .memory import release_memory
-from .records import Document, Reject
+from .records import Document, Reject, duplicate_reason
 from .rejects import reject_size, write_reject_run
-from .runs import buckets_in_order, sorted_unique, write_run
+from .runs import KEY_SCHEMA, buckets_in_order, sorted_unique, write_run
 
 RAW_CORPUS_SCHEMA = pa.schema(
     [
@@ -76,13 +79,19 @@ class IngestStats:
     input_files: str = ""  # content fingerprint of the input files read
 
 
-def duplicate_rejects(keys: pa.Table) -> list[Reject]:
-    """Rejects for rows dropped as copies of another row's text (key columns only)."""
+def duplicate_rejects(copies: pa.Table, kept: pa.Table) -> list[Reject]:
+    """Rejects for the rows of ``copies`` (key columns), each naming the row of ``kept`` that
+    holds the same text (the first of all copies by source, then location)."""
+    if not len(copies):
+        return []
+    wanted = kept.filter(pc.is_in(kept.column("doc_hash"), value_set=copies.column("doc_hash").unique()))
+    first = {
+        h: (src, loc)
+        for h, src, loc in zip(*(wanted.column(name).to_pylist() for name in ("doc_hash", "source", "location")))
+    }
     return [
-        Reject(src, loc, f"duplicate text: same document as another row (doc_hash {h})", "")
-        for h, src, loc in zip(
-            keys.column("doc_hash").to_pylist(), keys.column("source").to_pylist(), keys.column("location").to_pylist()
-        )
+        Reject(src, loc, duplicate_reason(h, *first[h]), "")
+        for h, src, loc in zip(*(copies.column(name).to_pylist() for name in ("doc_hash", "source", "location")))
     ]
 
 
@@ -110,6 +119,7 @@ class RouterResult:
     """What one reading worker wrote: runs per shard, reject runs, counts."""
 
     runs: dict[int, list[tuple[Path, int]]]
+    copy_runs: dict[int, list[Path]]  # per shard: keys of rows whose text a run already held
     reject_runs: list[Path]
     spilled_bytes: int
     duplicates: int
@@ -124,6 +134,7 @@ class ShardRouter:
         self.buffered = 0
         self.rejects = RejectBuffer(folder, name)
         self.runs: dict[int, list[tuple[Path, int]]] = {}
+        self.copy_runs: dict[int, list[Path]] = {}
         self.spills = 0
         self.spilled_bytes = 0
         self.duplicates = 0
@@ -139,7 +150,8 @@ class ShardRouter:
             self.spill()
 
     def spill(self) -> None:
-        """Write every shard's buffer as one sorted, deduplicated run, then the rejects."""
+        """Write every shard's buffer as one sorted, deduplicated run (and its copies' keys),
+        then the rejects."""
         for shard in range(self.num_shards):
             rows, self.buffers[shard] = self.buffers[shard], []
             if not rows:
@@ -149,8 +161,10 @@ class ShardRouter:
             unique, duplicates = sorted_unique(table)
             del table
             self.duplicates += len(duplicates)
-            for reject in duplicate_rejects(duplicates):
-                self.rejects.add(reject)
+            if len(duplicates):  # rejected by write_shard, which knows the row kept in the end
+                copies = self.folder / f"{self.name}-{self.spills:05d}-{shard:05d}.copies.arrow"
+                write_run(duplicates, copies)
+                self.copy_runs.setdefault(shard, []).append(copies)
             path = self.folder / f"{self.name}-{self.spills:05d}-{shard:05d}.arrow"
             size = write_run(unique, path)
             del unique, duplicates
@@ -163,7 +177,7 @@ class ShardRouter:
 
     def finish(self) -> RouterResult:
         self.spill()
-        return RouterResult(self.runs, self.rejects.runs, self.spilled_bytes, self.duplicates)
+        return RouterResult(self.runs, self.copy_runs, self.rejects.runs, self.spilled_bytes, self.duplicates)
 
 
 def _to_table(rows: list[tuple[str, Document]]) -> pa.Table:
@@ -243,13 +257,15 @@ def write_shard(
     scratch: Path,
     name: str,
     footer: Callable[[str], dict[bytes, bytes]] = lambda documents: {},
+    copy_runs: list[Path] = (),
 ) -> ShardResult:
     """Merge a shard's runs into the Parquet file ``path``; duplicates become reject runs.
 
     ``path`` is a temporary name the caller renames into place (ingest commits every shard
     of a category together). ``footer(documents)`` gives key-value metadata for the file's
     footer (its provenance) from the fingerprint of the documents written, in order
-    (``DocumentsFingerprint``).
+    (``DocumentsFingerprint``). ``copy_runs`` hold the keys of the rows the readers already
+    found to be copies.
     """
     buckets = max(1, math.ceil(sum(size for _, size in runs) / bucket_bytes))
     rejects = RejectBuffer(scratch, name)
@@ -257,15 +273,17 @@ def write_shard(
     with pq.ParquetWriter(path, RAW_CORPUS_SCHEMA, **_PARQUET_OPTIONS) as writer:
         shard_file = _ShardFile(writer)
         fingerprint = DocumentsFingerprint()
+        found_copies = buckets_in_order(list(copy_runs), KEY_SCHEMA, buckets)
         for bucket in buckets_in_order([p for p, _ in runs], RAW_CORPUS_SCHEMA, buckets):
             unique, copies = sorted_unique(bucket)
+            duplicates += len(copies)  # the readers counted theirs
+            copies = pa.concat_tables([copies, next(found_copies)])
             del bucket
             shard_file.append(unique)
             fingerprint.update(unique)
             documents += len(unique)
             characters += int(pc.sum(unique.column("n_chars")).as_py() or 0)
-            duplicates += len(copies)
-            for reject in duplicate_rejects(copies):
+            for reject in duplicate_rejects(copies, unique):
                 rejects.add(reject)
             del unique, copies
             release_memory()

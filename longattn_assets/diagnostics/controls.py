@@ -1,16 +1,26 @@
-"""Negative-control windows built from a category's own windows, on token ids.
+"""Negative-control windows, made of whole units (units.py) of a category's own windows.
 
 A scorer that measures long-range dependency should rank natural windows above windows
-that look like text but whose far tokens have nothing to do with the near ones:
+that read like the same kind of text but whose far tokens have nothing to do with the near
+ones:
 
-- ``concatenated``: pieces of windows of different documents, end to end;
-- ``repeated``: one passage of a window, repeated to the window length;
-- ``shuffled``: a natural window with its lines (or sentences) in a random order.
+- ``concatenated``: pieces (runs of whole paragraphs or code blocks) of different
+  documents, joined where a unit begins, the last one cut at the window length as a
+  natural window's end is;
+- ``repeated``: one piece repeated to the window length;
+- ``shuffled``: a window's units in a random order.
 
-Every control has exactly the window length and is made of token ids the windows already
-hold, so the scorer reads ids and nothing is re-tokenized. Each control is a function of
-its kind, its index and the ids of the windows it may draw from: its random choices are
-seeded by a hash of those, so the same windows always give the same controls.
+Controls are made per *group*: the windows of the documents of one half of one part of
+the category (split.py); a control holds text of that group's documents only, and is
+compared only with natural windows of the other half. The category is the genre: its
+documents are meant to be one kind of text (the selection normalizes and keeps per
+category for the same reason), so a control joins texts of one genre; a category that
+mixes prose and code is better split into two categories.
+
+Each control is drawn in one of two independent *draws* (seeded apart), so the
+diagnostics can show how much a conclusion depends on which controls were drawn. Its
+random choices are seeded by its kind, part, half, draw, index, the seed and the ids of
+the windows it may draw from: the same windows always give the same controls.
 """
 
 from __future__ import annotations
@@ -21,20 +31,23 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from tokenizers import Tokenizer
 
 from ..windows.ids import unit_interval
+from .units import Vocabulary, pieces, segments, unit_starts
 
 CONCATENATED, REPEATED, SHUFFLED = "concatenated", "repeated", "shuffled"
 CONTROL_KINDS = (CONCATENATED, REPEATED, SHUFFLED)
+DRAWS = 2
 ID_PREFIX = "control:"  # real data_ids start with a category key, which never holds ':'
-MIN_SEGMENTS = 4  # fewer lines than this: shuffle sentences, then fixed spans
 
 CONTROLS_SCHEMA = pa.schema(
     [
         ("data_id", pa.string()),
         ("kind", pa.string()),
-        ("doc_id", pa.string()),  # the document of the first source: the bootstrap's group
+        ("part", pa.string()),  # split.TUNING or split.EVALUATION
+        ("half", pa.int8()),  # the half of the part its documents are in
+        ("draw", pa.int8()),  # 0 or 1: the independent draw it belongs to
+        ("doc_ids", pa.list_(pa.string())),  # its documents, in order of use: its bootstrap groups
         ("sources", pa.list_(pa.string())),  # data_ids of the windows it was cut from
         ("n_tokens", pa.int32()),
         ("token_ids", pa.list_(pa.int32())),
@@ -52,30 +65,26 @@ class SourceWindow:
 
 @dataclass(frozen=True)
 class ControlSpec:
-    per_kind: int = 100
-    pieces: int = 8  # concatenated: documents per window
+    per_kind: int = 64  # controls of each kind per part, over both draws and halves
+    pieces: int = 8  # concatenated: documents per window (fewer when a half has fewer)
     passage_fraction: float = 0.125  # repeated: passage length / window length
 
     def __post_init__(self) -> None:
-        if self.per_kind < 1 or self.pieces < 2 or not 0 < self.passage_fraction <= 0.5:
+        if self.per_kind < 2 * DRAWS or self.pieces < 2 or not 0 < self.passage_fraction <= 0.5:
             raise ValueError(
-                f"controls need per_kind >= 1, pieces >= 2 and 0 < passage_fraction <= 0.5, got {self}"
+                f"controls need per_kind >= {2 * DRAWS} (two draws in each of two halves), "
+                f"pieces >= 2 and 0 < passage_fraction <= 0.5, got {self}"
             )
 
 
 @dataclass(frozen=True)
-class Boundaries:
-    """Token ids whose text ends a line, and those that end a sentence."""
+class ControlGroup:
+    """The windows controls of ``kinds`` are cut from: those of one half of one part."""
 
-    line_ends: frozenset[int]
-    sentence_ends: frozenset[int]
-
-
-def boundaries_of(vocabulary: Sequence[str]) -> Boundaries:
-    """From each token id's decoded text: a newline ends a line; ``.``, ``!``, ``?`` a sentence."""
-    lines = {i for i, text in enumerate(vocabulary) if "\n" in text}
-    sentences = {i for i, text in enumerate(vocabulary) if text.rstrip().endswith((".", "!", "?"))}
-    return Boundaries(frozenset(lines), frozenset(sentences))
+    part: str
+    half: int
+    kinds: tuple[str, ...]
+    sources: tuple[SourceWindow, ...]
 
 
 def _rng(*key: str) -> np.random.Generator:
@@ -85,113 +94,156 @@ def _rng(*key: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest, "big"))
 
 
-def _ordered(sources: Sequence[SourceWindow], kind: str) -> list[SourceWindow]:
-    """The windows in an order fixed by their ids alone (independent of the input order)."""
-    return sorted(sources, key=lambda s: (unit_interval(f"{kind}:{s.data_id}"), s.data_id))
+def _ordered(sources: Sequence, key: str) -> list:
+    """Items (windows, or (window, ...) tuples) in an order fixed by their ids and ``key``."""
+
+    def data_id(item) -> str:
+        return item.data_id if isinstance(item, SourceWindow) else item[0].data_id
+
+    return sorted(sources, key=lambda s: (unit_interval(f"{key}:{data_id(s)}"), data_id(s)))
 
 
-def segments(ids: np.ndarray, boundaries: Boundaries, span: int) -> list[np.ndarray]:
-    """The window cut after every line end; after sentence ends too when lines are few;
-    into fixed spans of ``span`` tokens when even that gives fewer than MIN_SEGMENTS."""
-    for ends in (boundaries.line_ends, boundaries.line_ends | boundaries.sentence_ends):
-        cuts = np.flatnonzero(np.isin(ids[:-1], np.fromiter(ends, np.int64, len(ends)))) + 1
-        if len(cuts) + 1 >= MIN_SEGMENTS:
-            return np.split(ids, cuts)
-    return np.split(ids, np.arange(span, len(ids), span))
+class _Group:
+    """One group's windows with their unit starts, and the pieces each length allows."""
+
+    def __init__(self, group: ControlGroup, window_size: int, vocabulary: Vocabulary, seed: int):
+        self.group, self.window_size, self.seed = group, window_size, seed
+        self.sources = sorted(
+            (s for s in group.sources if len(s.token_ids) == window_size), key=lambda s: s.data_id
+        )
+        self.starts = {s.data_id: unit_starts(s.token_ids, vocabulary) for s in self.sources}
+        self.pool = hashlib.sha256("\n".join(s.data_id for s in self.sources).encode()).hexdigest()[
+            :16
+        ]
+
+    def rng(self, kind: str, draw: int, index: int) -> np.random.Generator:
+        g = self.group
+        return _rng(kind, g.part, str(g.half), str(draw), str(index), str(self.seed), self.pool)
+
+    def with_pieces(self, target: int) -> list[tuple[SourceWindow, np.ndarray]]:
+        found = [(s, pieces(self.starts[s.data_id], target)) for s in self.sources]
+        return [(s, ranges) for s, ranges in found if len(ranges)]
+
+    def order(self, items: Sequence, kind: str, draw: int) -> list:
+        g = self.group
+        return _ordered(items, f"{kind}:{g.part}:{g.half}:{draw}:{self.seed}")
 
 
-def shuffled(source: SourceWindow, boundaries: Boundaries, span: int) -> np.ndarray:
-    parts = segments(source.token_ids, boundaries, span)
-    order = _rng(SHUFFLED, source.data_id).permutation(len(parts))
+def concatenated(
+    by_doc: dict[str, list[tuple[SourceWindow, np.ndarray]]],
+    rng: np.random.Generator,
+    window_size: int,
+) -> tuple[np.ndarray, list[SourceWindow]]:
+    """Pieces of the documents in a random order (each piece of another document than the
+    one before), joined until the window is full; the last is cut at the window length."""
+    docs = sorted(by_doc)
+    order = [docs[i] for i in rng.permutation(len(docs))]
+    parts, used, total = [], [], 0
+    while total < window_size:
+        options = by_doc[order[len(parts) % len(order)]]
+        source, ranges = options[int(rng.integers(len(options)))]
+        begin, end = ranges[int(rng.integers(len(ranges)))]
+        parts.append(source.token_ids[begin:end])
+        used.append(source)
+        total += int(end - begin)
+    return np.concatenate(parts)[:window_size], used
+
+
+def repeated(
+    source: SourceWindow, ranges: np.ndarray, rng: np.random.Generator, window_size: int
+) -> np.ndarray:
+    begin, end = ranges[int(rng.integers(len(ranges)))]
+    return np.resize(source.token_ids[begin:end], window_size)  # repeats the passage to fill
+
+
+def shuffled(source: SourceWindow, vocabulary: Vocabulary, rng: np.random.Generator) -> np.ndarray:
+    parts = segments(source.token_ids, vocabulary, max(1, len(source.token_ids) // 16))
+    order = rng.permutation(len(parts))
     if len(parts) > 1 and np.array_equal(order, np.arange(len(parts))):
         order = np.roll(order, 1)  # a shuffle that changes nothing is no control
     return np.concatenate([parts[i] for i in order])
 
 
-def repeated(source: SourceWindow, window_size: int, passage: int) -> np.ndarray:
-    start = int(_rng(REPEATED, source.data_id).integers(0, len(source.token_ids) - passage + 1))
-    piece = source.token_ids[start : start + passage]
-    return np.resize(piece, window_size)  # np.resize repeats the passage to fill the window
+Row = tuple[str, str, int, int, int, list[SourceWindow], np.ndarray]
 
 
-def concatenated(
-    by_doc: dict[str, list[SourceWindow]], index: int, window_size: int, pieces: int
-) -> tuple[np.ndarray, list[SourceWindow]]:
-    """Pieces of ``pieces`` different documents (all of them when there are fewer)."""
-    rng = _rng(CONCATENATED, str(index), *sorted(by_doc))
-    docs = sorted(by_doc)
-    chosen = [docs[i] for i in rng.choice(len(docs), size=min(pieces, len(docs)), replace=False)]
-    lengths = np.full(len(chosen), window_size // len(chosen))
-    lengths[: window_size % len(chosen)] += 1
-    parts, used = [], []
-    for doc, length in zip(chosen, lengths):
-        windows = by_doc[doc]
-        source = windows[int(rng.integers(0, len(windows)))]
-        start = int(rng.integers(0, len(source.token_ids) - length + 1))
-        parts.append(source.token_ids[start : start + length])
-        used.append(source)
-    return np.concatenate(parts), used
+def _group_rows(g: _Group, spec: ControlSpec, vocabulary: Vocabulary) -> list[Row]:
+    group, size = g.group, g.window_size
+    by_doc: dict[str, list[tuple[SourceWindow, np.ndarray]]] = {}
+    docs = {s.doc_id for s in g.sources}
+    if len(docs) >= 2:
+        for source, ranges in g.with_pieces(size // min(spec.pieces, len(docs))):
+            by_doc.setdefault(source.doc_id, []).append((source, ranges))
+    passages = g.with_pieces(max(1, int(size * spec.passage_fraction)))
+    rows: list[Row] = []
+    for kind in group.kinds:
+        made = [0] * DRAWS
+        for index in range(spec.per_kind):
+            draw, half = index % DRAWS, (index // DRAWS) % 2
+            if half != group.half:
+                continue
+            rng = g.rng(kind, draw, index)
+            if kind == CONCATENATED:
+                if len(by_doc) < 2:
+                    break
+                ids, used = concatenated(by_doc, rng, size)
+            elif kind == REPEATED:
+                if not passages:
+                    break
+                source, ranges = g.order(passages, kind, draw)[made[draw] % len(passages)]
+                ids, used = repeated(source, ranges, rng, size), [source]
+            else:
+                if not g.sources:
+                    break
+                source = g.order(g.sources, kind, draw)[made[draw] % len(g.sources)]
+                ids, used = shuffled(source, vocabulary, rng), [source]
+            made[draw] += 1
+            rows.append((kind, group.part, group.half, draw, index, used, ids))
+    return rows
 
 
 def build_controls(
-    sources: Sequence[SourceWindow],
+    groups: Sequence[ControlGroup],
     *,
     window_size: int,
     spec: ControlSpec,
-    boundaries: Boundaries,
+    vocabulary: Vocabulary,
     tokenizer: str,
+    seed: int = 0,
 ) -> pa.Table:
-    """``spec.per_kind`` controls of each kind (CONTROLS_SCHEMA); none are concatenated when
-    the windows come from fewer than two documents."""
-    sources = [s for s in sources if len(s.token_ids) == window_size]
-    rows: list[tuple[str, str, list[SourceWindow], np.ndarray]] = []
-    if sources:
-        passage = max(1, int(window_size * spec.passage_fraction))
-        span = max(1, window_size // 16)
-        for kind in (REPEATED, SHUFFLED):
-            order = _ordered(sources, kind)
-            for i in range(spec.per_kind):
-                source = order[i % len(order)]
-                ids = (
-                    repeated(source, window_size, passage)
-                    if kind == REPEATED
-                    else shuffled(source, boundaries, span)
-                )
-                rows.append((kind, f"{i:05d}", [source], ids))
-        by_doc: dict[str, list[SourceWindow]] = {}
-        for source in sorted(sources, key=lambda s: s.data_id):
-            by_doc.setdefault(source.doc_id, []).append(source)
-        if len(by_doc) >= 2:
-            for i in range(spec.per_kind):
-                ids, used = concatenated(by_doc, i, window_size, spec.pieces)
-                rows.append((CONCATENATED, f"{i:05d}", used, ids))
-    rows.sort(key=lambda r: (CONTROL_KINDS.index(r[0]), r[1]))
+    """For each part and kind, ``spec.per_kind`` controls (CONTROLS_SCHEMA) spread over the
+    two draws and the two halves; a half makes no concatenated controls when its windows
+    come from fewer than two documents, and none at all when it has no window of the
+    window size."""
+    rows: list[Row] = []
+    for group in groups:
+        rows += _group_rows(_Group(group, window_size, vocabulary, seed), spec, vocabulary)
+    rows.sort(key=lambda r: (r[1], CONTROL_KINDS.index(r[0]), r[4]))
     return _table(rows, tokenizer)
 
 
-def _table(rows: list[tuple[str, str, list[SourceWindow], np.ndarray]], tokenizer: str) -> pa.Table:
+def _table(rows: list[Row], tokenizer: str) -> pa.Table:
     if not rows:
         return CONTROLS_SCHEMA.empty_table()
-    tokens = [r[3].astype(np.int32) for r in rows]
+    tokens = [r[6].astype(np.int32) for r in rows]
     offsets = np.zeros(len(rows) + 1, dtype=np.int32)
     np.cumsum([len(t) for t in tokens], out=offsets[1:])
     return pa.table(
         [
-            pa.array([f"{ID_PREFIX}{kind}:{index}" for kind, index, _, _ in rows], pa.string()),
+            pa.array(
+                [f"{ID_PREFIX}{part}:{kind}:{index:05d}" for kind, part, _, _, index, _, _ in rows]
+            ),
             pa.array([r[0] for r in rows], pa.string()),
-            pa.array([r[2][0].doc_id for r in rows], pa.string()),
-            pa.array([[s.data_id for s in r[2]] for r in rows], pa.list_(pa.string())),
+            pa.array([r[1] for r in rows], pa.string()),
+            pa.array([r[2] for r in rows], pa.int8()),
+            pa.array([r[3] for r in rows], pa.int8()),
+            pa.array(
+                [list(dict.fromkeys(s.doc_id for s in r[5])) for r in rows], pa.list_(pa.string())
+            ),
+            pa.array([[s.data_id for s in r[5]] for r in rows], pa.list_(pa.string())),
             pa.array([len(t) for t in tokens], pa.int32()),
             pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(tokens))),
             pa.array([tokenizer] * len(rows), pa.string()),
         ],
         schema=CONTROLS_SCHEMA,
-    )
-
-
-def tokenizer_boundaries(tokenizer: Tokenizer) -> Boundaries:
-    """Line and sentence ends of a tokenizer's whole vocabulary (each id decoded alone)."""
-    size = tokenizer.get_vocab_size(with_added_tokens=True)
-    return boundaries_of(
-        tokenizer.decode_batch([[i] for i in range(size)], skip_special_tokens=False)
     )

@@ -26,13 +26,18 @@ from ..scoring.resume import file_sha256
 from ..selection import duck
 from ..storage import DataLayout
 from ..windows.ids import unit_interval
-from .controls import SourceWindow
+from .controls import CONCATENATED, CONTROL_KINDS, ControlGroup, SourceWindow
+from .settings import DIAGNOSTICS_REVISION, DiagnosticsSettings
+from .split import EVALUATION, TUNING, DocumentSplit
 
 SCORER_DIAGNOSTICS = "scorer_diagnostics"  # the asset, and its folder under the data root
 CONTROLS_FILE = "controls.parquet"
 CONTROL_SCORES_FILE = "control_scores.parquet"
 DIAGNOSTICS_FILE = "diagnostics.json"
 NATURAL_COLUMNS = ("data_id", "doc_id", "ds", "du", "ds_heads", "du_heads")
+# The tuning part only chooses heads and alpha against concatenations (the method's claim);
+# the evaluation part judges against every kind.
+KINDS_BY_PART = {TUNING: (CONCATENATED,), EVALUATION: CONTROL_KINDS}
 
 
 def sample_ids(data_ids: Sequence[str], limit: int) -> list[str]:
@@ -40,7 +45,7 @@ def sample_ids(data_ids: Sequence[str], limit: int) -> list[str]:
     return sorted(data_ids, key=lambda d: (unit_interval(f"diagnostics:{d}"), d))[:limit]
 
 
-def natural_sample(windows_glob: str, scores_glob: str, limit: int) -> pa.Table:
+def natural_sample(windows_glob: duck.Source, scores_glob: duck.Source, limit: int) -> pa.Table:
     """NATURAL_COLUMNS of up to ``limit`` scored windows, in hash order."""
     with duck.connect() as con:
         ids = [
@@ -60,8 +65,12 @@ def natural_sample(windows_glob: str, scores_glob: str, limit: int) -> pa.Table:
         ).to_arrow_table()
 
 
-def source_windows(windows_glob: str, data_ids: Sequence[str]) -> tuple[list[SourceWindow], str]:
+def source_windows(
+    windows_glob: duck.Source, data_ids: Sequence[str]
+) -> tuple[list[SourceWindow], str]:
     """The token ids of ``data_ids`` (in that order) and their tokenizer fingerprint."""
+    if not data_ids:
+        return [], ""
     with duck.connect() as con:
         con.register(
             "wanted", pa.table({"data_id": list(data_ids), "position": np.arange(len(data_ids))})
@@ -98,13 +107,55 @@ def scores_fingerprint(paths: Sequence[str | os.PathLike[str]]) -> str:
     return "scores-" + digest.hexdigest()[:16]
 
 
-def current_diagnostics(
+def control_groups(
+    windows_glob: duck.Source, natural: pa.Table, split: DocumentSplit, limit: int
+) -> tuple[list[ControlGroup], str]:
+    """The windows each half of each part cuts its controls from (the first ``limit``
+    windows of the half's documents in the natural sample, in hash order), and their
+    tokenizer's fingerprint."""
+    ids = natural.column("data_id").to_pylist()
+    docs = natural.column("doc_id").to_pylist()
+    parts = (TUNING, EVALUATION) if split.calibrates else (EVALUATION,)
+    wanted = {
+        (part, half): [
+            i for i, d in zip(ids, docs) if split.part[d] == part and split.half[d] == half
+        ][:limit]
+        for part in parts
+        for half in (0, 1)
+    }
+    sources, tokenizer = source_windows(
+        windows_glob, [i for chosen in wanted.values() for i in chosen]
+    )
+    by_id = {s.data_id: s for s in sources}
+    groups = [
+        ControlGroup(part, half, KINDS_BY_PART[part], tuple(by_id[i] for i in chosen))
+        for (part, half), chosen in wanted.items()
+    ]
+    return groups, tokenizer
+
+
+def diagnostics_for_scores(
     layout: DataLayout, category: str, score_files: Sequence[Path]
 ) -> dict | None:
-    """The category's diagnostics record if it was made from exactly these score files."""
+    """The category's diagnostics if this code made them from exactly these score files
+    (with any settings: the card and the report say which)."""
     path = layout.category_file(SCORER_DIAGNOSTICS, category, DIAGNOSTICS_FILE)
-    if not path.is_file():
-        return None
+    return read_diagnostics(path, score_files) if path.is_file() else None
+
+
+def read_diagnostics(path: Path, score_files: Sequence[str | os.PathLike[str]]) -> dict | None:
+    """The record at ``path`` if this code made it from exactly these score files."""
     record = json.loads(path.read_text())
-    current = scores_fingerprint(score_files)
-    return record if record.get("scores_fingerprint") == current else None
+    if record.get("recipe", {}).get("code") != DIAGNOSTICS_REVISION:
+        return None
+    return record if record.get("scores_fingerprint") == scores_fingerprint(score_files) else None
+
+
+def current_diagnostics(
+    layout: DataLayout, category: str, score_files: Sequence[Path], settings: DiagnosticsSettings
+) -> dict | None:
+    """The category's diagnostics if made from these score files with exactly ``settings``:
+    what a fresh run with them would write."""
+    record = diagnostics_for_scores(layout, category, score_files)
+    expected = json.loads(json.dumps(settings.recipe()))
+    return record if record is not None and record["recipe"] == expected else None

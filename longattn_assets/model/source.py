@@ -73,11 +73,14 @@ def _from_hub_cache(repo_id: str) -> ModelSource:
 def resolve_model(spec: str | None = None) -> ModelSource:
     """Turn a model spec into a :class:`ModelSource`, or raise :class:`ModelNotFoundError`."""
     from .. import settings
+    from ..validation import check_model_file
 
     spec = (spec or settings.model_spec()).strip()
     if spec in EMBEDDED_MODELS:
         return _embedded(spec)
     path = Path(spec).expanduser()
+    if path.is_file():  # a model given as one file is a GGUF file, whatever its name says
+        return ModelSource(spec=spec, kind="gguf", path=check_model_file(path).absolute())
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelNotFoundError(f"GGUF model file {path} does not exist")

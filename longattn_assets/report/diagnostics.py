@@ -14,10 +14,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..diagnostics.controls import CONCATENATED, CONTROL_KINDS
-from ..diagnostics.summary import SCORES, markdown_table
+from ..diagnostics.summary import CALIBRATED, SCORES, facts, markdown_table
 from .inline_plots import intervals_markdown
 
-COLOURS = {"lds": "#1b7837", "ds": "#2166ac", "-du": "#b2182b"}
+COLOURS = {"lds": "#1b7837", CALIBRATED: "#762a83", "ds": "#2166ac", "-du": "#b2182b"}
+LABELS = {"lds": "LDS", CALIBRATED: "LDS calibrated", "ds": "DS", "-du": "-DU"}
+INLINE = ("lds", CALIBRATED, "-du")  # the inline plot has room for three marks a row
 GROUP_COLOURS = {
     "natural": "#1b7837",
     "concatenated": "#b2182b",
@@ -35,27 +37,27 @@ def _png(fig: Figure) -> bytes:
 
 
 def separation_png(record: dict) -> bytes:
-    """AUC with its interval for each score against each control; 0.5 marked."""
+    """Held-out AUC with its interval for each score against each control; 0.5 marked."""
     fig = Figure(figsize=(5.6, 3.2), dpi=100, facecolor=BACKGROUNDS["separation"])
     ax = fig.subplots()
     labels = []
     for row, kind in enumerate(CONTROL_KINDS):
         labels.append(kind)
         found = record["separation"].get(kind)
-        for offset, score in zip((-0.22, 0.0, 0.22), SCORES):
-            if found is None:
+        for offset, score in zip((-0.27, -0.09, 0.09, 0.27), ("lds", CALIBRATED, "ds", "-du")):
+            if found is None or score not in found:
                 continue
             s = found[score]
             ax.errorbar(
                 s["auc"], row + offset, xerr=[[s["auc"] - s["low"]], [s["high"] - s["auc"]]],
-                fmt="o", color=COLOURS[score], capsize=3, label=score.upper() if row == 0 else None,
+                fmt="o", color=COLOURS[score], capsize=3, label=LABELS[score] if row == 0 else None,
             )  # fmt: skip
     ax.axvline(0.5, color="#555", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("AUC: P(natural window scores higher)")
-    ax.set_title("natural windows vs controls (95% interval over documents)", fontsize=10)
+    ax.set_title("held out: natural windows vs controls (95% interval over documents)", fontsize=10)
     ax.legend(fontsize=8, loc="lower left")
     return _png(fig)
 
@@ -92,7 +94,7 @@ def heads_png(record: dict) -> bytes:
     ax.axhline(0.5, color="#555", linestyle="--", linewidth=1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("query head")
-    ax.set_ylabel("AUC vs concatenated")
+    ax.set_ylabel("held-out AUC vs concatenated")
     ax.set_title("per head: natural vs concatenated", fontsize=10)
     return _png(fig)
 
@@ -124,11 +126,11 @@ def lds_png(record: dict) -> bytes:
 def separation_markdown(record: dict) -> str:
     """The separation plot (AUC and interval per control and score) small enough to show inline."""
     rows = [
-        (kind, [(found[s]["auc"], found[s]["low"], found[s]["high"], COLOURS[s]) for s in SCORES])
+        (kind, [(found[s]["auc"], found[s]["low"], found[s]["high"], COLOURS[s]) for s in INLINE if s in found])
         for kind in CONTROL_KINDS
         if (found := record["separation"].get(kind))
     ]
-    caption = "  \nAUC of natural windows vs each control: lds green, ds blue, -du red"
+    caption = "  \nheld-out AUC of natural windows vs each control: lds green, calibrated lds purple, -du red"
     return intervals_markdown("separation", rows, background=BACKGROUNDS["separation"], caption=caption)
 
 
@@ -165,16 +167,6 @@ def diagnostics_section(record: dict | None) -> str:
         f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
         for name, png in diagnostics_plots(record).items()
     )
-    rho = record["ds_du_spearman"]["natural"]
-    facts = (
-        f"<p>{record['natural_sample']:,} natural windows of {record['documents']:,} documents "
-        f"against {', '.join(f'{n:,} {k}' for k, n in record['controls'].items())} control windows "
-        f"made from the same corpus. AUC = probability that a natural window scores higher "
-        f"(0.5: no separation); intervals: {int(record['interval_level'] * 100)}% bootstrap over "
-        f"documents ({record['replicates']:,} replicates). Spearman correlation of ds and du over "
-        f"natural windows: {rho:+.2f}. Heads that separate best (own LDS vs concatenated): "
-        f"{record['best_heads'] or 'none'}.</p>"
-    )
     tint = "#e6f4ea" if record["lds_separates_concatenated"] else "#fff3cd"
     return "\n".join(
         [
@@ -182,7 +174,7 @@ def diagnostics_section(record: dict | None) -> str:
             f'<p id="diagnostics-verdict" style="background:{tint};padding:8px;max-width:900px">'
             f"{html.escape(record['advice'])}</p>",
             _markdown_to_html(markdown_table(record)),
-            facts,
+            f"<p>{html.escape(facts(record))}</p>",
             f'<div class="plots">{images}</div>',
         ]
     )

@@ -116,6 +116,7 @@ def render_report_html(
             "<h2>Settings</h2>",
             _key_values(settings),
             *sections,
+            _browse_hint(category, top.num_rows),
             f"<h2>Top {top.num_rows} windows (highest LDS)</h2>",
             _windows(top, previews),
             f"<h2>Bottom {bottom.num_rows} windows (lowest LDS)</h2>",
@@ -128,6 +129,16 @@ def render_report_html(
 
 def write_report(html_text: str, path: str | os.PathLike[str]) -> Path:
     return write_text(html_text, path)
+
+
+def _browse_hint(category: str, shown: int) -> str:
+    command = f"longattn browse --category {category}"
+    return (
+        f'<p id="browse">Below are the {shown} windows at each end of the ranking. To walk every window, '
+        f"kept and dropped, in LDS order with its full text and its scores per head, run "
+        f"<code>{html.escape(command)}</code> where the data is (or <code>longattn browse --windows "
+        "... --scores ...</code> over any files).</p>"
+    )
 
 
 def _extremes(table: pa.Table) -> tuple[pa.Table, pa.Table]:

@@ -36,10 +36,11 @@ def build_scorer(
     rope_theta: float | None = None,
     rope_scaling: dict | None = None,
     kernel: str = "auto",
+    layer: int = 0,
 ) -> Layer0Scorer:
     source = resolve_model(model)
     tokenizer = load_tokenizer(source)
-    weights = load_layer0(source, rope_theta=rope_theta, rope_scaling=rope_scaling)
+    weights = load_layer0(source, rope_theta=rope_theta, rope_scaling=rope_scaling, layer=layer)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     scorer = Layer0Scorer(
@@ -52,5 +53,7 @@ def build_scorer(
         bos_token_id=tokenizer.bos_token_id,
         kernel=kernel,
     )
-    log.info("scorer ready: %s on %s (%s kernel)", source.spec, scorer.device, scorer.kernel)
+    log.info(
+        "scorer ready: layer %d of %s on %s (%s kernel)", layer, source.spec, scorer.device, scorer.kernel
+    )
     return scorer

@@ -1,5 +1,9 @@
 """Layer-0 queries and keys of token windows: embed, RMSNorm, q/k projections, RoPE.
 
+A model family's own steps (Gemma's embedding scale, the layers below a scored layer N > 0,
+q/k norms, partial rotary) come in through ``family_transforms.FamilyTransforms``: around
+the projection, never inside its arithmetic.
+
 Each window is projected on its own, from position 0, so nothing about its neighbours in a
 batch (their lengths, the buffer offsets) can reach its numbers. In float32 the arithmetic
 is kernel-independent (``exact``): the RMSNorm sum is a fixed-order tree and the q/k
@@ -16,6 +20,7 @@ import torch
 
 from ..model.layer0 import Layer0Weights
 from .exact import IntegerRows, exact_matmul, fixed_order_sum, integer_rows, operand_bits
+from .family_transforms import FamilyTransforms
 from .rope import RotaryEmbedding, apply_rotary
 
 
@@ -43,7 +48,10 @@ class Layer0Projector:
         self.eps = weights.rms_norm_eps
         self.vocab_size = weights.embed_tokens.shape[0]
         self.embed = weights.embed_tokens.to(self.device, dtype)
-        self.norm_weight = weights.input_layernorm.to(self.device, dtype)
+        # None: the family has no norm before attention (OLMo 2)
+        norm = weights.input_layernorm
+        self.norm_weight = None if norm is None else norm.to(self.device, dtype)
+        self.transforms = FamilyTransforms(weights, device=self.device, dtype=dtype)
         # q and k in one weight so a batch needs a single matmul.
         self.qk_weight = torch.cat([weights.q_proj, weights.k_proj]).to(self.device, dtype)
         self._input_bits, weight_bits = operand_bits(self.qk_weight.shape[1])
@@ -61,7 +69,7 @@ class Layer0Projector:
                 ]
             ).to(self.device, dtype)
         self.rotary = RotaryEmbedding(
-            weights.head_dim,
+            weights.rotary_dim,
             weights.rope_theta,
             weights.rope_scaling,
             weights.max_position_embeddings,
@@ -94,14 +102,15 @@ class Layer0Projector:
     @torch.inference_mode()
     def project_one(self, window: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """q [Hq, L, D] and k [Hkv, L, D] after RoPE, L = window length (+1 for BOS)."""
-        hidden = self._rms_norm(self.embed[self._token_tensor(window)])
-        qk = self._qk(hidden)
+        hidden = self.transforms.layer_input(self.embed[self._token_tensor(window)])
+        qk = self._qk(hidden if self.norm_weight is None else self._rms_norm(hidden))
         if self.qk_bias is not None:
             qk = qk + self.qk_bias
         length = qk.shape[0]
         q_width = self.num_heads * self.head_dim
-        q = qk[:, :q_width].reshape(length, self.num_heads, self.head_dim).transpose(0, 1)
-        k = qk[:, q_width:].reshape(length, self.num_kv_heads, self.head_dim).transpose(0, 1)
+        q, k = self.transforms.normed_qk(qk[:, :q_width], qk[:, q_width:])
+        q = q.reshape(length, self.num_heads, self.head_dim).transpose(0, 1)
+        k = k.reshape(length, self.num_kv_heads, self.head_dim).transpose(0, 1)
         cos, sin = self.rotary.cos_sin(length, self.device)
         return apply_rotary(q, cos, sin).contiguous(), apply_rotary(k, cos, sin).contiguous()
 

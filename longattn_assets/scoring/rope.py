@@ -1,8 +1,12 @@
 """Rotary position embeddings with a model's own rope settings, as transformers applies them.
 
-Frequencies come from transformers' ``ROPE_INIT_FUNCTIONS`` so every rope type it supports
-(linear, dynamic, yarn, llama3) gives the same inverse frequencies and attention
-scaling as the model would use; the default type is computed here directly.
+Frequencies come from transformers' ``ROPE_INIT_FUNCTIONS`` so every rope type the scorer
+implements (linear, dynamic, yarn, llama3, longrope) gives the same inverse frequencies and
+attention scaling as the model would use; the default type is computed here directly. Two
+types depend on the sequence length as transformers applies them in the forward pass:
+dynamic NTK beyond ``max_position_embeddings``, and longrope, whose long factors replace the
+short ones beyond ``original_max_position_embeddings``. A partial rotary embedding (Phi-3)
+rotates the first ``rotary_dim`` dimensions of each head and passes the rest through.
 
 The float32 tables hold correctly rounded values (``exact.correctly_rounded``): the same
 bits whichever libm or SIMD routine computed them, whatever table length or thread count.
@@ -13,9 +17,12 @@ from __future__ import annotations
 import mpmath
 import torch
 
+from ..validation import ROPE_TYPES
 from .exact import correctly_rounded
 
-SUPPORTED_ROPE_TYPES = {"default", "linear", "dynamic", "yarn", "llama3"}
+SUPPORTED_ROPE_TYPES = set(ROPE_TYPES)
+# Rope types whose frequencies depend on the sequence length.
+_LENGTH_DEPENDENT = {"dynamic", "longrope"}
 
 
 def _rope_type(scaling: dict | None) -> str:
@@ -54,15 +61,15 @@ def inverse_frequencies(
         max_position_embeddings=max_position_embeddings,
         rope_parameters=params,
     )
-    # Only dynamic NTK depends on the length: transformers re-derives its frequencies
-    # from the current length in the forward pass once it exceeds the trained context.
-    length = seq_len if rope_type == "dynamic" else None
+    # Dynamic NTK and longrope depend on the length: transformers re-derives their
+    # frequencies from the current length in the forward pass.
+    length = seq_len if rope_type in _LENGTH_DEPENDENT else None
     inv_freq, attention_scaling = ROPE_INIT_FUNCTIONS[rope_type](config, None, seq_len=length)
     return inv_freq.float(), float(attention_scaling)
 
 
 class RotaryEmbedding:
-    """cos/sin tables for positions 0..L-1, cached for the longest length seen."""
+    """cos/sin tables for positions 0..L-1, cached for the longest length seen per regime."""
 
     def __init__(
         self,
@@ -71,12 +78,12 @@ class RotaryEmbedding:
         scaling: dict | None,
         max_position_embeddings: int,
     ) -> None:
-        self.head_dim = head_dim
+        self.head_dim = head_dim  # the rotary dimensions (all of a head's unless partial)
         self.theta = theta
         self.scaling = scaling
         self.max_position_embeddings = max_position_embeddings
-        self.length_dependent = _rope_type(scaling) == "dynamic"
-        self._cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.rope_type = _rope_type(scaling)
+        self._cache: dict[tuple[torch.device, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _tables(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         inv_freq, scale = inverse_frequencies(
@@ -88,14 +95,27 @@ class RotaryEmbedding:
         sin = correctly_rounded(torch.sin, mpmath.sin, freqs) * scale
         return torch.cat((cos, cos), dim=-1).to(device), torch.cat((sin, sin), dim=-1).to(device)
 
+    def _regime(self, length: int) -> str | None:
+        """Which frequencies a sequence of ``length`` gets: a name shared by every length
+        with the same ones, or None when they are this length's own (dynamic NTK)."""
+        if self.rope_type == "dynamic" and length > self.max_position_embeddings:
+            return None
+        if self.rope_type == "longrope":
+            original = self.scaling.get("original_max_position_embeddings", self.max_position_embeddings)
+            return "long" if length > original else "short"
+        return "base"
+
     def cos_sin(self, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """fp32 tables of shape [length, head_dim]."""
-        if self.length_dependent and length > self.max_position_embeddings:
+        regime = self._regime(length)
+        if regime is None:
             return self._tables(length, device)
-        cached = self._cache.get(device)
+        cached = self._cache.get((device, regime))
         if cached is None or cached[0].shape[0] < length:
-            cached = self._tables(max(length, self.max_position_embeddings), device)
-            self._cache[device] = cached
+            # Positions keep their values in a longer table of the same regime.
+            longest = max(length, self.max_position_embeddings) if regime == "base" else length
+            cached = self._tables(longest, device)
+            self._cache[(device, regime)] = cached
         return cached[0][:length], cached[1][:length]
 
 
@@ -105,5 +125,9 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` [..., L, D] by the tables [L, D] (Llama's rotate_half convention)."""
+    """Rotate ``x`` [..., L, D] by the tables [L, R] (Llama's rotate_half convention); with
+    R < D (partial rotary, Phi-3) the last D - R dimensions pass through unchanged."""
+    rotary = cos.shape[-1]
+    if rotary < x.shape[-1]:
+        return torch.cat((apply_rotary(x[..., :rotary], cos, sin), x[..., rotary:]), dim=-1)
     return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)

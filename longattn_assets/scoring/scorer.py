@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..model.families import LocalLayerError
 from ..model.layer0 import Layer0Weights
 from ..numerics import check_cpu_numerics
 from .kernel_choice import choose_statistics_kernel
@@ -100,6 +101,8 @@ class Layer0Scorer:
             num_kv_heads=weights.num_kv_heads,
             head_dim=weights.head_dim,
             block_size=block_size,
+            softmax_scale=weights.softmax_scale,
+            softcap=weights.softcap,
         )
         self.kernel, self.kernel_description = choice.name, choice.description
         self._statistics: StatisticsKernel = choice.compute
@@ -121,12 +124,9 @@ class Layer0Scorer:
             yield batch
 
     def _check_length(self, window: Sequence[int]) -> None:
-        limit = self.weights.sliding_window
-        if limit is not None and self.projector.sequence_length(window) > limit:
-            raise ValueError(
-                f"a window of {self.projector.sequence_length(window)} tokens exceeds the model's "
-                f"sliding attention window ({limit}); layer 0 would not see the long range"
-            )
+        problem = self.weights.family.local_layer_problem(self.projector.sequence_length(window))
+        if problem is not None:
+            raise LocalLayerError(problem)
 
     def _score_batch(self, windows: list[Sequence[int]]) -> list[WindowScore]:
         scores = []

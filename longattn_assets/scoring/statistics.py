@@ -15,6 +15,10 @@ stacked into one matmul; working memory is O(heads * block^2) besides q and k.
 
 The scores q k^T are exact float64 products of integer-scaled q and k rows
 (``exact.exact_matmul``) rounded once to float32, so no BLAS kernel choice reaches them.
+
+Families other than Llama's change two things (model/families.py): the softmax scale
+(Gemma's ``query_pre_attn_scalar``) and attention logit soft-capping (Gemma 2), which maps
+each score s to cap * tanh(s / cap) before the causal mask, as transformers' eager path does.
 """
 
 from __future__ import annotations
@@ -59,10 +63,12 @@ def _row_block_sums(
     length: int,
     offset: int,
     block_size: int,
+    softcap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sums over query rows [r0, r0 + b) of one kv head's group: (mass / norm, mass_sq / norm^2).
 
-    q_rows holds the group's rows >= offset, [group, L - offset, D]; keys [L, D].
+    q_rows holds the group's rows >= offset, [group, L - offset, D]; keys [L, D]; scores are
+    in base-2 units, so ``softcap`` (in natural units) is applied as log2(e) * softcap.
     """
     group = q_rows.values.shape[0]
     device = q_rows.values.device
@@ -80,6 +86,9 @@ def _row_block_sums(
         kb = min(block_size, r0 + b - c0)
         key_block = IntegerRows(keys.values[c0 : c0 + kb], keys.scale[c0 : c0 + kb])
         scores = exact_matmul(q_block, key_block).float().view(group, b, kb)
+        if softcap is not None:
+            cap = softcap * math.log2(math.e)
+            scores.div_(cap).tanh_().mul_(cap)
         cols = key_index[:kb] + c0
         if c0 + kb - 1 > r0:  # the block crosses the causal diagonal
             scores.masked_fill_(cols[None, :] > row_index[:, None], -math.inf)
@@ -104,9 +113,17 @@ def _row_block_sums(
 
 @torch.inference_mode()
 def long_range_statistics(
-    q: torch.Tensor, k: torch.Tensor, *, block_size: int = 512
+    q: torch.Tensor,
+    k: torch.Tensor,
+    *,
+    block_size: int = 512,
+    softmax_scale: float | None = None,
+    softcap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(ds_heads, du_heads), float64 tensors of shape [Hq], computed in fp32 blocks.
+
+    ``softmax_scale`` multiplies q k^T (default 1 / sqrt(D)); ``softcap``, when given, caps
+    the scaled scores to softcap * tanh(s / softcap) (Gemma 2).
 
     The work splits into tasks (kv head, row block), each computed single-threaded, run
     over a pool of ``torch.get_num_threads()`` workers and summed in a fixed order: the
@@ -121,7 +138,7 @@ def long_range_statistics(
         return total.reshape(hq), _variance(total, total_sq, length).reshape(hq)
 
     q_bits, k_bits = operand_bits(dim)
-    scale = math.log2(math.e) / math.sqrt(dim)
+    scale = math.log2(math.e) * softmax_scale if softmax_scale else math.log2(math.e) / math.sqrt(dim)
     rows_q = (q.float() * scale).reshape(hkv, group, length, dim)[:, :, offset:]
     q_rows = [integer_rows(rows_q[h], q_bits) for h in range(hkv)]
     keys = [integer_rows(k[h].float(), k_bits) for h in range(hkv)]
@@ -130,7 +147,7 @@ def long_range_statistics(
     def run(task: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         h, r0 = task
         b = min(block_size, length - r0)
-        return _row_block_sums(q_rows[h], keys[h], r0, b, length, offset, block_size)
+        return _row_block_sums(q_rows[h], keys[h], r0, b, length, offset, block_size, softcap)
 
     workers = torch.get_num_threads() if q.device.type == "cpu" else 1
     with single_threaded(), ThreadPoolExecutor(max_workers=workers) as pool:
@@ -152,7 +169,9 @@ def long_range_mask(length: int, device: torch.device | str = "cpu") -> torch.Te
 
 
 @torch.inference_mode()
-def materialized_statistics(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def materialized_statistics(
+    q: torch.Tensor, k: torch.Tensor, *, softmax_scale: float | None = None, softcap: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The straightforward O(L^2)-memory reference, one head at a time (tests and benchmarks)."""
     hq, hkv, length, dim = _check_shapes(q, k)
     group = hq // hkv
@@ -160,7 +179,10 @@ def materialized_statistics(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Ten
     mask = long_range_mask(length, q.device)
     ds, du = [], []
     for h in range(hq):
-        scores = (q[h].float() @ k[h // group].float().T) / math.sqrt(dim)
+        scores = q[h].float() @ k[h // group].float().T
+        scores = scores * softmax_scale if softmax_scale else scores / math.sqrt(dim)
+        if softcap is not None:
+            scores = torch.tanh(scores / softcap) * softcap
         probs = torch.softmax(scores.masked_fill(~causal, -math.inf), dim=-1)
         masked = (probs * mask).double()
         ds.append(masked.sum() / length)

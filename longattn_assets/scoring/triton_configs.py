@@ -9,7 +9,7 @@ entry of the device it runs on. Kept free of Triton so that it imports everywher
 The entries are chosen to fit, not tuned by timing (no GPU was at hand): 128 x 64 tiles
 in three stages for bf16 and fp16; for fp32, whose dots are FMAs on registers, 64 x 32
 tiles in two stages (128 x 64 in three needs 128 KB of shared memory at head dim 128,
-more than the 99 KB of sm_86 and sm_89, and spills). ``benchmarks/gpu_bench.py`` times
+more than the 99 KB of sm_86 and sm_89, and spills). ``benchmarks/gpu_check.py`` times
 the entry against a few alternatives on a real GPU.
 """
 

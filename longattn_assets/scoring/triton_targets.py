@@ -215,7 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="compile processes (default: CPUs)")
     parser.add_argument("--json", help="also write the resources of every entry to this file")
     args = parser.parse_args(argv)
-    import triton
+    try:
+        import triton
+    except ModuleNotFoundError:
+        print(
+            "triton_targets compiles the Triton kernel and needs Triton, which the plain install "
+            "leaves out: .venv/bin/pip install 'triton>=3.0' (scripts/install.sh --dev installs it)",
+            file=sys.stderr,
+        )
+        return 2
 
     start = time.perf_counter()
     results = compile_table(args.workers)

@@ -37,6 +37,7 @@ from ..windows.files import recorded_provenance
 from ..windows.ids import tokens_hash
 from .resume import ScoringParts, file_sha256
 from .scorer import Layer0Scorer
+from .token_windows import token_windows
 
 if TYPE_CHECKING:
     from ..model.layer0 import Layer0Weights
@@ -76,10 +77,15 @@ def _check_tokenizer(windows: pa.Table, expected: str) -> None:
 
 
 def model_identity(weights: Layer0Weights) -> dict[str, object]:
-    """The recipe's part that names the model: its fingerprint (layer-0 weights and rope
-    settings) and the rope settings in effect, so the fingerprint can be recomputed from the
+    """The recipe's part that names the model: its fingerprint (the scored layer's weights and
+    rope settings), the layer, and the rope settings in effect, so the fingerprint can be recomputed from the
     model's files (:func:`model_problem`)."""
-    return {"model": weights.fingerprint, "rope_theta": weights.rope_theta, "rope_scaling": weights.rope_scaling}
+    return {
+        "model": weights.fingerprint,
+        "layer": weights.layer,
+        "rope_theta": weights.rope_theta,
+        "rope_scaling": weights.rope_scaling,
+    }
 
 
 def model_problem(recipe: Mapping[str, object], model: str | None) -> str | None:
@@ -91,7 +97,12 @@ def model_problem(recipe: Mapping[str, object], model: str | None) -> str | None
 
     source = resolve_model(model)
     rope_scaling = recipe.get("rope_scaling")
-    weights = load_layer0(source, rope_theta=recipe.get("rope_theta"), rope_scaling=dict(rope_scaling) if rope_scaling else None)
+    weights = load_layer0(
+        source,
+        rope_theta=recipe.get("rope_theta"),
+        rope_scaling=dict(rope_scaling) if rope_scaling else None,
+        layer=int(recipe.get("layer", 0)),  # type: ignore[call-overload]
+    )
     if weights.fingerprint == recipe.get("model"):
         return None
     return (
@@ -101,8 +112,10 @@ def model_problem(recipe: Mapping[str, object], model: str | None) -> str | None
 
 
 def scorer_recipe(scorer: Layer0Scorer) -> dict[str, object]:
-    """The scorer settings that change scores: weights and rope (in the model fingerprint),
-    BOS, precision, statistics kernel and its block size, device kind. Batch sizes do not."""
+    """The scorer settings that change scores: weights, rope and the scored layer (in the
+    model fingerprint; the layer also on its own, for people reading selection.json and the
+    dataset card), BOS, precision, statistics kernel and its block size, device kind. Batch
+    sizes do not."""
     projector = scorer.projector
     return {
         "code": CODE_REVISIONS[SCORED_CHUNKS],
@@ -148,16 +161,6 @@ def expected_scorer_recipe(
     return recipe
 
 
-def _token_windows(column: pa.ChunkedArray) -> list[np.ndarray]:
-    """Each row's token ids as a numpy view, without going through Python lists."""
-    windows = []
-    for chunk in column.chunks:
-        offsets = chunk.offsets.to_numpy()
-        values = chunk.values.to_numpy(zero_copy_only=False)
-        windows.extend(values[offsets[i] : offsets[i + 1]] for i in range(len(chunk)))
-    return windows
-
-
 def score_windows_table(
     windows: pa.Table,
     scorer: Layer0Scorer,
@@ -167,8 +170,8 @@ def score_windows_table(
 ) -> pa.Table:
     """The scored_chunks table of a windowed_chunks table, one row per window, in order."""
     _check_tokenizer(windows, model_tokenizer_fingerprint)
-    token_windows = _token_windows(windows.column("token_ids"))
-    scores = scorer.score(token_windows, progress=progress)
+    tokens = token_windows(windows.column("token_ids"))
+    scores = scorer.score(tokens, progress=progress)
     data_ids = windows.column("data_id").cast(pa.string())
     bad = [i for i, s in enumerate(scores) if not (np.isfinite(s.ds) and np.isfinite(s.du))]
     if bad:
@@ -181,7 +184,7 @@ def score_windows_table(
         {
             "data_id": data_ids,
             "n_tokens": windows.column("n_tokens").cast(pa.int32()),
-            "tokens_hash": pa.array([tokens_hash(t) for t in token_windows], pa.string()),
+            "tokens_hash": pa.array([tokens_hash(t) for t in tokens], pa.string()),
             "ds": pa.array([s.ds for s in scores], pa.float64()),
             "du": pa.array([s.du for s in scores], pa.float64()),
             "ds_heads": pa.array([s.ds_heads for s in scores], pa.list_(pa.float32())),
@@ -241,6 +244,7 @@ def score_windows_file(
     block_size: int = 512,
     add_bos: bool = True,
     rope_theta: float | None = None,
+    layer: int = 0,
     scorer: Layer0Scorer | None = None,
     progress: Callable[[int, int], None] | None = None,
     chunk_windows: int = RESUME_CHUNK_WINDOWS,
@@ -266,7 +270,7 @@ def score_windows_file(
     _check_tokenizer(pq.read_table(windows_path, columns=["tokenizer"]), tokenizer.fingerprint)
     if scorer is None:
         scorer = Layer0Scorer(
-            load_layer0(source, rope_theta=rope_theta),
+            load_layer0(source, rope_theta=rope_theta, layer=layer),
             device=device,
             batch_tokens=batch_tokens,
             block_size=block_size,

@@ -8,19 +8,16 @@ limit and a spill folder so ranking ten million windows stays bounded in memory.
 from __future__ import annotations
 
 import glob as globlib
-import os
 import tempfile
 from collections.abc import Sequence
 
 import duckdb
 
-from ..validation import check
+from ..validation import check_variable
 
 Source = str | Sequence[str]  # a glob, or a list of files
 
-DEFAULT_MEMORY_LIMIT = check(
-    "duckdb_memory", os.environ.get("LONGATTN_DUCKDB_MEMORY", "").strip() or "2GB", "LONGATTN_DUCKDB_MEMORY"
-)
+DEFAULT_MEMORY_LIMIT = check_variable("LONGATTN_DUCKDB_MEMORY", "duckdb_memory", "2GB")
 
 
 def connect(

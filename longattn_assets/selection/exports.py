@@ -4,8 +4,10 @@
 - ``longabc.jsonl``: LongAttn's export format, one ``{"content", "data_id"}`` per line.
 - ``hf/``: a Hugging Face datasets folder, ``data/train-0000i-of-0000N.parquet`` plus a
   ``README.md`` dataset card whose YAML front matter tells ``load_dataset`` what is there.
-- ``selection.json``: the settings and statistics of the selection, and its ``inputs``: the
-  shards it read with each file's provenance fingerprint and the recipes that made them.
+- ``selection.json``: the settings and statistics of the selection, its ``inputs`` (the
+  shards it read with each file's provenance fingerprint and the recipes that made them)
+  and its ``calibration``: null, or where calibrated heads and alpha came from (the
+  scorer_diagnostics record that chose them and their held-out AUC).
 
 The exports stream ``selected.parquet`` batch by batch, so memory stays bounded whatever
 the category's size.
@@ -50,12 +52,15 @@ def export_category(
     inputs: dict[str, object] | None = None,
     memory_limit: str = duck.DEFAULT_MEMORY_LIMIT,
     card_sections: Sequence[str] = (),
+    calibration: dict[str, object] | None = None,
 ) -> SelectionSummary:
     """Select a category and write every output into ``out_dir``.
 
     ``inputs`` (``consistency.CategoryFiles.as_record()``) names the shards and the
     fingerprints of the files read; it goes into selection.json and the dataset card.
     ``card_sections``: markdown blocks the dataset card shows after its settings.
+    ``calibration``: when heads and alpha are calibrated ones, where they came from
+    (``diagnostics.calibration.calibrated_settings``); selection.json and the card record it.
     """
     settings = settings or SelectionSettings()
     out = Path(out_dir)
@@ -70,10 +75,10 @@ def export_category(
     write_hf_dataset(
         out / SELECTED_FILE, out / HF_DIR, category=category, summary=summary,
         max_file_bytes=hf_file_bytes, extra_settings=extra_settings, inputs=inputs,
-        card_sections=card_sections,
+        card_sections=card_sections, calibration=calibration,
     )  # fmt: skip
     record = {"category": category, **summary.as_dict(), "settings_extra": extra_settings or {},
-              "inputs": inputs or {}}  # fmt: skip
+              "inputs": inputs or {}, "calibration": calibration}  # fmt: skip
     write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", out / SUMMARY_FILE)
     return summary
 
@@ -100,6 +105,7 @@ def write_hf_dataset(
     extra_settings: dict[str, object] | None = None,
     inputs: dict[str, object] | None = None,
     card_sections: Sequence[str] = (),
+    calibration: dict[str, object] | None = None,
 ) -> list[Path]:
     """Split the kept windows into train-*.parquet files of at most ``max_file_bytes`` of text.
 
@@ -137,7 +143,7 @@ def write_hf_dataset(
     card = dataset_card(
         category, summary, schema, source.metadata.num_rows,
         num_bytes=sum(f.stat().st_size for f in finals), extra_settings=extra_settings, inputs=inputs,
-        sections=card_sections,
+        sections=card_sections, calibration=calibration,
     )  # fmt: skip
     write_text(card, Path(hf_dir) / "README.md")
     return finals
@@ -179,6 +185,7 @@ def dataset_card(
     extra_settings: dict[str, object] | None = None,
     inputs: dict[str, object] | None = None,
     sections: Sequence[str] = (),
+    calibration: dict[str, object] | None = None,
 ) -> str:
     """A README.md with the YAML front matter the Hub and ``load_dataset`` read."""
     front = {
@@ -195,7 +202,7 @@ def dataset_card(
         "tags": ["long-context", "longattn", "longabc"],
     }
     facts = summary.as_dict()
-    settings = {**facts.pop("settings"), **(extra_settings or {})}
+    settings = {**facts.pop("settings"), **(extra_settings or {}), "calibrated": _calibration_text(calibration)}
     lines = [
         "---",
         yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(),
@@ -231,6 +238,23 @@ def dataset_card(
         *_inputs_section(inputs),
     ]
     return "\n".join(lines)
+
+
+def _calibration_text(calibration: dict | None) -> str:
+    """The card's "calibrated" setting: no, or which heads and alpha were chosen, where, and how they fared."""
+    if calibration is None:
+        return "no (heads and alpha as given)"
+
+    def auc(found: dict | None) -> str:
+        return "n/a" if found is None else f"{found['auc']:.2f} [{found['low']:.2f}, {found['high']:.2f}]"
+
+    return (
+        f"yes: heads {calibration['heads'] or 'all'} and alpha {calibration['alpha']:g} chosen by "
+        f"scorer_diagnostics ({calibration['diagnostics']}) on {calibration['tuning_documents']} tuning "
+        f"documents; held-out LDS AUC against concatenated controls on {calibration['evaluation_documents']} "
+        f"other documents: {auc(calibration['held_out_auc_concatenated'])} "
+        f"(with the diagnosed settings as given: {auc(calibration['given_held_out_auc_concatenated'])})"
+    )
 
 
 def _inputs_section(inputs: dict | None) -> list[str]:

@@ -63,7 +63,7 @@ class SelectionSettings:
             alpha=check("alpha", alpha),
             rule=rule,
             value=value,
-            heads=_heads(heads),
+            heads=None if heads is None else tuple(check("heads", heads)),
         )
 
     @classmethod
@@ -83,17 +83,6 @@ class SelectionSettings:
             "normalize": self.normalize, "alpha": self.alpha, rule_option: self.value,
             "heads": self.heads,
         }  # fmt: skip
-
-
-def _heads(heads: Sequence[int] | None) -> tuple[int, ...] | None:
-    if heads is None:
-        return None
-    chosen = tuple(heads)
-    if not chosen or any(isinstance(h, bool) or int(h) != h or h < 0 for h in chosen):
-        raise ValueError(f"heads must be a non-empty list of head indices (0, 1, ...), not {heads!r}")
-    if len(set(chosen)) != len(chosen):
-        raise ValueError(f"heads must not repeat a head, got {heads!r}")
-    return tuple(int(h) for h in chosen)
 
 
 def fraction_keep_count(n: int, fraction: float) -> int:

@@ -23,6 +23,7 @@ from longattn_assets.selection.normalize import (
 )
 from longattn_assets.selection.rules import SelectionSettings, fraction_keep_count
 from longattn_assets.storage import atomic_path
+from longattn_assets.validation import check_heads_within
 
 RANKED_COLUMNS = (
     "data_id", "doc_id", "shard", "n_tokens", "ds", "du",
@@ -204,13 +205,16 @@ def create_scores_view(
     """
     source = duck.parquet(scores_glob)
     if heads:
-        fewest = con.execute(f"SELECT min(len(ds_heads)) FROM {source}").fetchall()[0][0]
-        if fewest is not None and max(heads) >= fewest:
-            raise ValueError(f"heads {list(heads)} out of range: the scores have {fewest} heads (0..{fewest - 1})")
+        check_heads_within(heads, head_count(con, scores_glob))
     con.execute(
         "CREATE TEMP VIEW category_scores AS SELECT data_id, n_tokens, "
         f"{head_mean_sql('ds', heads)} AS ds, {head_mean_sql('du', heads)} AS du FROM {source}"
     )
+
+
+def head_count(con: duckdb.DuckDBPyConnection, scores_glob: duck.Source) -> int | None:
+    """Query heads every score row has (None: no rows)."""
+    return con.execute(f"SELECT min(len(ds_heads)) FROM {duck.parquet(scores_glob)}").fetchall()[0][0]
 
 
 def head_mean_sql(score: str, heads: Sequence[int] | None) -> str:

@@ -7,7 +7,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 
-from ..validation import check
+from ..validation import check, check_variable
 
 
 def _env(name: str, default: str = "") -> str:
@@ -15,7 +15,7 @@ def _env(name: str, default: str = "") -> str:
 
 
 def _checked(name: str, rule: str, default: str) -> object:
-    return check(rule, _env(name, default), label=name)
+    return check_variable(name, rule, check(rule, default))
 
 
 @dataclass(frozen=True)

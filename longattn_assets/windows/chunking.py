@@ -46,6 +46,7 @@ class WindowStats:
     windows: int = 0
     sampled_out: int = 0
     document_tokens: int = 0
+    longest_document: int = 0  # tokens of the longest document (what window size would fit)
     window_tokens: int = 0
     seconds: float = 0.0
     windows_per_document: dict[int, int] = field(default_factory=dict)
@@ -57,6 +58,7 @@ class WindowStats:
             "windows": self.windows,
             "windows_sampled_out": self.sampled_out,
             "document_tokens": self.document_tokens,
+            "longest_document_tokens": self.longest_document,
             "window_tokens": self.window_tokens,
             "seconds": round(self.seconds, 3),
             "tokens_per_s": round(self.document_tokens / self.seconds, 1) if self.seconds else 0.0,
@@ -94,6 +96,7 @@ def _window_rows(
     starts = window_starts(len(ids), spec.window_size)
     stats.documents += 1
     stats.document_tokens += len(ids)
+    stats.longest_document = max(stats.longest_document, len(ids))
     if not starts:
         stats.too_short += 1
     for index, start in enumerate(starts):

@@ -7,10 +7,11 @@ from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..consistency import WINDOWED_CHUNKS, derived_provenance, windows_recipe
-from ..corpus.records import Document, Reject
+from ..corpus.records import Document, Reject, duplicate_reason
 from ..model.tokenizer import ModelTokenizer
 from ..provenance import Provenance, read_provenance
 from ..storage import atomic_path
@@ -36,7 +37,7 @@ def document_batches(
     A text seen before is rejected as a duplicate, as ingest does, so the window ids (a
     hash of the text and the window's place) are unique in any file written from them.
     """
-    seen: set[str] = set()
+    kept: dict[str, tuple[str, int]] = {}  # doc_hash -> (source, location) of the row kept
 
     def documents() -> Iterator[Document]:
         for item in records:
@@ -44,11 +45,10 @@ def document_batches(
                 rejects.append(item)
                 continue
             doc_hash = document_hash(item.text)
-            if doc_hash in seen:
-                reason = f"duplicate text: same document as another row (doc_hash {doc_hash})"
-                rejects.append(Reject(item.source, item.location, reason, ""))
+            if doc_hash in kept:
+                rejects.append(Reject(item.source, item.location, duplicate_reason(doc_hash, *kept[doc_hash]), ""))
                 continue
-            seen.add(doc_hash)
+            kept[doc_hash] = (item.source, item.location)
             yield item
 
     stream = documents()
@@ -82,6 +82,12 @@ def write_windows(
                 if len(table):
                     writer.write_table(table)
     return stats
+
+
+def window_totals(path: Path) -> tuple[int, int]:
+    """(windows, tokens) of a windowed_chunks file."""
+    n_tokens = pq.read_table(path, columns=["n_tokens"]).column("n_tokens")
+    return len(n_tokens), int(pc.sum(n_tokens).as_py() or 0)
 
 
 class MissingProvenanceError(ValueError):

@@ -1,4 +1,5 @@
-"""scorer_diagnostics through Dagster: files, UI metadata, the warning check, the card and report."""
+"""scorer_diagnostics through Dagster: files, UI metadata, the warning check, the card and
+report, what makes it current, and a selection with its calibrated settings."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from longattn_assets.cli import main
 from longattn_assets.definitions import assets
+from longattn_assets.demo import run_demo
 from longattn_assets.partitions import shard_partitions
 from longattn_assets.resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from longattn_assets.scoring import scorer as scorer_module
@@ -100,17 +103,22 @@ def test_diagnostics_files_metadata_check_card_and_report(scored):
     result = _diagnose(resources, by_key)
     folder = root / "scorer_diagnostics/category=code"
     record = json.loads((folder / "diagnostics.json").read_text())
+    # twelve documents: a tuning part with concatenations only, an evaluation part with every kind
     assert record["controls"] == {
-        "concatenated": PER_KIND,
-        "repeated": PER_KIND,
-        "shuffled": PER_KIND,
+        "tuning": {"concatenated": PER_KIND},
+        "evaluation": {"concatenated": PER_KIND, "repeated": PER_KIND, "shuffled": PER_KIND},
     }
+    assert record["documents"] == {"tuning": 6, "evaluation": 6}
     assert set(record["separation"]) == {"concatenated", "repeated", "shuffled"}
+    assert set(record["separation"]["concatenated"]) == {"lds", "lds_calibrated", "ds", "-du"}
     assert len(record["heads"]["concatenated"]["-du"]) == 9  # SmolLM2's query heads
+    assert record["recipe"]["controls_per_kind"] == PER_KIND and record["fingerprint"].startswith("dia-")
     meta = result.asset_materializations_for_node("scorer_diagnostics")[0].metadata
-    for key in ("lds_auc_concatenated", "ds_auc_repeated", "neg_du_auc_shuffled", "share_kept_concatenated",
-                "ds_du_spearman", "separation", "best_heads", "advice"):  # fmt: skip
+    for key in ("lds_auc_concatenated", "lds_calibrated_auc_concatenated", "ds_auc_repeated",
+                "neg_du_auc_shuffled", "share_kept_concatenated", "lds_draw_spread_concatenated",
+                "ds_du_spearman", "separation", "calibrated_settings", "alpha_sweep", "advice"):  # fmt: skip
         assert key in meta
+    assert meta["alpha_sweep"].value == record["calibrated"]["tuning"]["alpha_sweep"]
     assert meta["plots"].value.count("data:image/png;base64,") == 3
     inline = meta["separation_plot"].value  # shown in place by the UI: under its 1,000 characters
     assert inline.startswith("![separation](<data:image/svg+xml,") and len(inline) < 1000
@@ -144,6 +152,9 @@ def test_diagnostics_files_metadata_check_card_and_report(scored):
     settings_at, diagnostics_at = card.index("## Settings"), card.index("## Scorer diagnostics")
     assert settings_at < diagnostics_at < card.index("## Statistics")
     assert "| concatenated |" in card and record["advice"] in card
+    assert "| calibrated | no (heads and alpha as given) |" in card
+    assert "This dataset is selected with the paper's settings" in card
+    assert json.loads((dataset / "selection.json").read_text())["calibration"] is None
     page = (root / "longabc_report/category=code/report.html").read_text()
     assert 'id="scorer-diagnostics"' in page and page.count('id="plot-diagnostics-') == 3
 
@@ -202,7 +213,88 @@ def test_the_check_warns_when_the_scorer_cannot_separate(
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
     advice = evaluation.metadata["advice"].value
-    assert "does not separate" in advice
-    for hint in ("larger model", "longer windows", "alpha", "heads"):
+    assert "does not rank" in advice and "Neither separates" in advice
+    for hint in ("larger model", "longer windows", "alpha_sweep"):
         assert hint in advice
     assert evaluation.metadata["lds_auc_low"].value <= 0.5
+    assert evaluation.metadata["lds_calibrated_auc_low"].value <= 0.5
+
+
+def _folder_bytes(root: Path) -> dict[str, bytes]:
+    folder = root / "scorer_diagnostics/category=code"
+    return {name: (folder / name).read_bytes() for name in ("controls.parquet", "control_scores.parquet", "diagnostics.json")}
+
+
+def test_a_rerun_with_another_control_count_equals_a_fresh_run(scored, scored_once, corpus, tmp_path):
+    """Issue 26 item 7: diagnostics made with 8 controls per kind are not current for a demo
+    asking for 4; the demo makes them again, as a fresh run with 4 would."""
+    root, resources, by_key = scored
+    _diagnose(resources, by_key)
+    said: list[str] = []
+
+    def demo() -> None:
+        said.clear()
+        run_demo(root, window_size=WINDOW, input_dir=corpus, device="cpu", categories=["code"],
+                 say=said.append, controls_per_kind=4)  # fmt: skip
+
+    demo()
+    assert any(line.strip().startswith("scorer diagnostics (4 controls per kind") for line in said)
+    fresh = tmp_path / "fresh"
+    shutil.copytree(scored_once, fresh)
+    config = {"ops": {"scorer_diagnostics": {"config": {"controls_per_kind": 4}}}}
+    assert dg.materialize(
+        assets, selection=[by_key["scorer_diagnostics"]], partition_key="code",
+        resources=resources | {"data_root": DataRoot(root=str(fresh))}, run_config=config,
+    ).success  # fmt: skip
+    assert _folder_bytes(root) == _folder_bytes(fresh)
+    demo()
+    assert "  scorer diagnostics: up to date" in said
+
+
+def test_a_calibrated_selection_records_its_choice_and_needs_current_diagnostics(scored):
+    root, resources, by_key = scored
+    calibrated = {"ops": {"longabc_dataset": {"config": {"calibrated": True}}}}
+    refused = dg.materialize(
+        assets, selection=[by_key["longabc_dataset"]], partition_key="code", resources=resources,
+        run_config=calibrated, raise_on_error=False,
+    )  # fmt: skip
+    assert not refused.success
+    failure = refused.get_step_failure_events()[0].step_failure_data.error.message
+    assert "materialize scorer_diagnostics code first" in failure
+    _diagnose(resources, by_key)
+    record = json.loads((root / "scorer_diagnostics/category=code/diagnostics.json").read_text())
+    result = dg.materialize(
+        assets, selection=[by_key["longabc_dataset"]], partition_key="code", resources=resources,
+        run_config=calibrated,
+    )  # fmt: skip
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    dataset = root / "longabc_dataset/category=code"
+    summary = json.loads((dataset / "selection.json").read_text())
+    chosen = record["calibrated"]["settings"]
+    assert summary["settings"] == chosen
+    assert summary["calibration"]["diagnostics"] == record["fingerprint"]
+    assert summary["calibration"]["held_out_auc_concatenated"] == record["separation"]["concatenated"]["lds_calibrated"]
+    card = (dataset / "hf/README.md").read_text()
+    assert f"| calibrated | yes: heads {chosen['heads'] or 'all'} and alpha {chosen['alpha']:g} chosen by scorer_diagnostics ({record['fingerprint']})" in card
+    assert "This dataset is selected with the calibrated settings." in card
+
+
+def test_longattn_select_calibrated_reads_diagnostics_of_the_same_scores_only(scored, tmp_path, capsys):
+    root, resources, by_key = scored
+    _diagnose(resources, by_key)
+    diagnostics = root / "scorer_diagnostics/category=code/diagnostics.json"
+    windows = str(root / "windowed_chunks/category=code/*.parquet")
+    scores = str(root / "scored_chunks/category=code/*.parquet")
+    out = tmp_path / "selected"
+    argv = ["select", "--windows", windows, "--scores", scores, "--output", str(out), "--calibrated",
+            "--diagnostics", str(diagnostics)]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads(diagnostics.read_text())
+    assert json.loads((out / "selection.json").read_text())["calibration"]["diagnostics"] == record["fingerprint"]
+    record["scores_fingerprint"] = "scores-other"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main([*argv[:-1], str(other)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "was not made from these score files" in error

@@ -1,5 +1,6 @@
 """scored_chunks, longabc_dataset and longabc_report materialized through Dagster."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -114,6 +115,10 @@ def test_selection_report_and_checks(scored_root):
     )
     selected = pq.read_table(root / "longabc_dataset/category=code/selected.parquet")
     assert selected.num_rows == total // 4
+    # The scored layer (LONGATTN_LAYER, default 0) is in the card's settings and selection.json.
+    assert "| layer | 0 |" in (root / "longabc_dataset/category=code/hf/README.md").read_text()
+    record = json.loads((root / "longabc_dataset/category=code/selection.json").read_text())
+    assert record["settings_extra"]["layer"] == record["inputs"]["scores_recipe"]["layer"] == 0
     report_meta = result.asset_materializations_for_node("longabc_report")[0].metadata
     for name in ("ds", "du", "lds"):  # short enough for the UI to show in place
         assert report_meta[f"{name}_histogram"].value.startswith(f"![{name}](<data:image/svg+xml,")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from longattn_assets import progress
 from longattn_assets.cli import main
 from longattn_assets.demo import run_demo
 from tests.corpus_fixtures import stdlib_sources, write_jsonl
@@ -81,8 +83,12 @@ def test_window_score_select_from_the_command_line(tmp_path: Path, capsys):
         )
         == 0
     )
-    result = json.loads(capsys.readouterr().out)
+    said = capsys.readouterr()
+    result = json.loads(said.out)
     assert result["kept"] == table.num_rows // 4
+    # where it wrote, in the summary and for a person
+    assert (result["dataset"], result["report"]) == (str(out), str(out / "report.html"))
+    assert said.err == f"dataset: {out}\nreport: {out / 'report.html'}\n"
     lines = (out / "longabc.jsonl").read_text().splitlines()
     assert len(lines) == result["kept"] and set(json.loads(lines[0])) == {"content", "data_id"}
     assert (out / "report.html").is_file() and (out / "hf" / "README.md").is_file()
@@ -91,7 +97,8 @@ def test_window_score_select_from_the_command_line(tmp_path: Path, capsys):
     assert json.loads((out / "selection.json").read_text())["category"] == "code"
 
 
-def test_demo_runs_everything_then_reuses_it(small_corpus: Path, tmp_path: Path):
+def test_demo_runs_everything_then_reuses_it(small_corpus: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(progress, "TERMINAL_EVERY_S", 0.5)  # the demo's 20 s, shortened
     said: list[str] = []
     reports = run_demo(
         tmp_path / "demo",
@@ -103,6 +110,10 @@ def test_demo_runs_everything_then_reuses_it(small_corpus: Path, tmp_path: Path)
     )
     assert reports["code"].is_file()
     assert any(line.strip().startswith("selection+report:") and "kept=" in line for line in said)
+    # long steps say how far they are while they run: scoring a shard, and the controls
+    rate = r"[\d,]+/[\d,]+ windows, [\d,]+ tokens/s, \S+ elapsed, ETA \S+"
+    assert any(re.fullmatch(rf"    code\|\d{{5}}: scored {rate}", line) for line in said), said
+    assert any(re.fullmatch(rf"    code controls: scored {rate}", line) for line in said), said
     # The diagnostics: printed, in the report, and as the UI's metadata in the demo's instance.
     record = json.loads((tmp_path / "demo/scorer_diagnostics/category=code/diagnostics.json").read_text())
     assert any(line.strip() == record["advice"] for line in said)

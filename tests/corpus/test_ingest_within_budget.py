@@ -93,14 +93,16 @@ def reference_ingest(input_dir: Path, category: str, num_shards: int, root: Path
     for shard in range(num_shards):
         part = table.filter(pc.equal(shard_index, shard))
         part = part.sort_by([("doc_hash", "ascending"), ("source", "ascending"), ("location", "ascending")])
-        seen: set[str] = set()
+        seen: dict[str, tuple[str, int]] = {}  # the first row of each text, which is kept
         keep = []
         for doc_hash, source, location in zip(*(part.column(c).to_pylist() for c in ("doc_hash", "source", "location"))):
             keep.append(doc_hash not in seen)
             if doc_hash in seen:
-                rejects.append(Reject(source, location, f"duplicate text: same document as another row (doc_hash {doc_hash})", ""))
+                kept_source, kept_location = seen[doc_hash]
+                reason = f"duplicate text: same document as {kept_source} location {kept_location}, which is kept (doc_hash {doc_hash})"
+                rejects.append(Reject(source, location, reason, ""))
                 duplicates += 1
-            seen.add(doc_hash)
+            seen.setdefault(doc_hash, (source, location))
         part = part.filter(pa.array(keep, pa.bool_()))
         stamp = RawStamp(category, shard_key(shard), num_shards, DEFAULT_TEXT_FIELDS, input_files)
         path = layout.shard_path("raw_corpus", category, shard_key(shard))
@@ -277,3 +279,23 @@ def test_a_file_gone_after_it_was_cut_is_one_reject(tmp_path):
     path.unlink()
     items = [i for s in spans for i in read_file(path, source="rows.jsonl", span=s)]
     assert items == [Reject("rows.jsonl", 0, "no such file", "")]
+
+
+@pytest.mark.parametrize("spill_bytes", [256 * MB, 1])
+def test_a_duplicate_text_reject_names_the_row_that_is_kept(tmp_path: Path, spill_bytes: int):
+    """The first copy by file, then line, is kept; every other copy's reject says which row that
+    is, whether the copies met in one reader's buffer (everything in one buffer) or only when
+    the shard was written (spill_bytes=1: every row a run of its own)."""
+    (_, text), (_, other) = stdlib_sources(2, min_chars=2_000)
+    write_jsonl(tmp_path / "in" / "code" / "b.jsonl", [{"text": text}, {"text": other}, {"text": text}])
+    write_jsonl(tmp_path / "in" / "code" / "a.jsonl", [{"text": other}, {"text": text}])
+    stats = ingest_category(tmp_path / "in", "code", DataLayout(tmp_path / "out"), 2,
+                            plan=plan(1, spill_bytes=spill_bytes))  # fmt: skip
+    assert stats.duplicates == 3
+    rejects = [json.loads(line) for line in (tmp_path / "out" / REJECTS / "category=code" / REJECTS_FILE).read_text().splitlines()]
+    named = {(r["source"], r["location"]): r["reason"].split(", which")[0] for r in rejects}
+    assert named == {
+        ("b.jsonl", 1): "duplicate text: same document as a.jsonl location 2",
+        ("b.jsonl", 2): "duplicate text: same document as a.jsonl location 1",
+        ("b.jsonl", 3): "duplicate text: same document as a.jsonl location 2",
+    }

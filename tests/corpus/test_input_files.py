@@ -111,10 +111,12 @@ def test_longattn_window_on_a_fifo_rejects_it_instead_of_waiting(tmp_path: Path)
          "--output", str(tmp_path / "w.parquet"), "--window-size", "64"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
-    assert summary["rejects"] == 1 and summary["documents"] == 0
-    reject = json.loads(Path(summary["rejects_file"]).read_text())
+    # no document, so no window: said in one line (exit 2), with the reject written
+    rejects = tmp_path / "w.parquet.rejects.jsonl"
+    assert done.returncode == 2 and done.stderr == (
+        f"longattn: error: no windows: the inputs hold no usable document (1 rejected rows: {rejects})\n"
+    )
+    reject = json.loads(rejects.read_text())
     assert reject["reason"] == "not a regular file (a FIFO, socket or device): not read"
 
 

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from longattn_assets.diagnostics.separation import (
+    Comparison,
     auc,
+    control_counts,
     document_draws,
+    paired_auc,
     ranks,
-    separations,
     spearman,
     weighted_auc,
 )
@@ -49,11 +51,79 @@ def test_known_separation_of_two_normals(shift):
     expected = 0.5 * (1 + math.erf(shift / 2))  # Phi(shift / sqrt 2)
     # Standard error of an AUC from 4000 + 4000 samples is below 0.0065: 4 of them.
     assert auc(natural, control) == pytest.approx(expected, abs=0.026)
-    groups = np.arange(n)  # every window its own document
-    draws = document_draws(n, 200, seed=1)
-    (found,) = separations(natural[None], groups, control[None], groups, draws)
+    (found,) = _unpaired(
+        natural, np.arange(n), control, np.arange(n, 2 * n), 200, seed=1
+    ).separations(natural[None], control[None])  # every window its own document
     assert found.low <= expected <= found.high
     assert found.high - found.low < 0.05
+
+
+def _unpaired(
+    natural,
+    natural_docs,
+    control,
+    control_docs,
+    replicates,
+    seed,
+    control_draw=None,
+    fixed_controls=False,
+) -> Comparison:
+    """Every natural window in half 0, every control in half 1 (one document each): all pairs count."""
+    documents = int(max(natural_docs.max(), control_docs.max())) + 1
+    members = np.zeros((len(control), documents))
+    members[np.arange(len(control)), control_docs] = 1
+    return Comparison(
+        natural_half=np.zeros(len(natural), np.int64), natural_groups=natural_docs,
+        control_half=np.ones(len(control), np.int64), control_members=members,
+        control_draw=np.zeros(len(control), np.int64) if control_draw is None else control_draw,
+        draws=document_draws(documents, replicates, seed),
+        control_counts=np.ones((replicates, len(control))) if fixed_controls else control_counts(len(control), replicates, seed),
+    )  # fmt: skip
+
+
+def test_only_pairs_across_the_two_halves_count():
+    rng = np.random.default_rng(8)
+    natural, control = rng.normal(0.3, 1, 50), rng.normal(0, 1, 40)
+    natural_half, control_half = rng.integers(0, 2, 50), rng.integers(0, 2, 40)
+    weights_n, weights_c = (
+        rng.integers(0, 3, (4, 50)).astype(float),
+        rng.integers(0, 3, (4, 40)).astype(float),
+    )
+    found = paired_auc(
+        natural[None], natural_half, weights_n, control[None], control_half, weights_c
+    )[:, 0]
+    for b in range(4):
+        wins = pairs = 0.0
+        for i in range(50):
+            for j in range(40):
+                if natural_half[i] != control_half[j]:
+                    w = weights_n[b, i] * weights_c[b, j]
+                    wins += w * (
+                        1.0 if natural[i] > control[j] else 0.5 if natural[i] == control[j] else 0.0
+                    )
+                    pairs += w
+        assert found[b] == pytest.approx(wins / pairs, rel=1e-12)
+
+
+def test_a_control_weighs_the_mean_draw_of_all_its_documents_and_each_draw_is_judged_alone():
+    rng = np.random.default_rng(9)
+    natural, control = rng.normal(0.5, 1, 30), rng.normal(0, 1, 20)
+    comparison = _unpaired(
+        natural, np.arange(30) % 3, control, 3 + np.arange(20) % 4, 50, 1, np.arange(20) % 2
+    )
+    # the first control is made of documents 3, 4 and 5
+    members = comparison.control_members.copy()
+    members[0] = 0
+    members[0, [3, 4, 5]] = 1 / 3
+    comparison = Comparison(**{**comparison.__dict__, "control_members": members})
+    weights = comparison.control_weights()
+    expected = comparison.draws[:, [3, 4, 5]].mean(axis=1) * comparison.control_counts[:, 0]
+    assert np.allclose(weights[:, 0], expected, rtol=1e-12)
+    assert not np.allclose(comparison.control_counts, 1)  # the controls are redrawn too
+    (found,) = comparison.separations(natural[None], control[None])
+    assert found.auc == auc(natural, control)
+    assert found.draws == (auc(natural, control[0::2]), auc(natural, control[1::2]))
+    assert found.as_dict()["spread"] == abs(found.draws[0] - found.draws[1])
 
 
 def test_a_bootstrap_replicate_is_the_auc_of_the_drawn_windows():
@@ -80,21 +150,13 @@ def test_intervals_over_documents_are_wider_when_windows_of_a_document_agree():
     doc_means = rng.normal(0.2, 1, 10)
     natural = np.repeat(doc_means, 100)
     control = rng.normal(0, 1, 1000)
-    draws_docs = document_draws(20, 300, seed=2)
-    clustered = separations(
-        natural[None],
-        np.repeat(np.arange(10), 100),
-        control[None],
-        np.repeat(np.arange(10, 20), 100),
-        draws_docs,
-    )[0]
-    independent = separations(
-        natural[None],
-        np.arange(1000),
-        control[None],
-        np.arange(1000, 2000),
-        document_draws(2000, 300, seed=2),
-    )[0]
+    clustered = _unpaired(
+        natural, np.repeat(np.arange(10), 100), control, np.repeat(np.arange(10, 20), 100), 300, seed=2,
+        fixed_controls=True,
+    ).separations(natural[None], control[None])[0]  # fmt: skip
+    independent = _unpaired(
+        natural, np.arange(1000), control, np.arange(1000, 2000), 300, seed=2, fixed_controls=True
+    ).separations(natural[None], control[None])[0]
     assert clustered.auc == independent.auc
     assert clustered.high - clustered.low > 3 * (independent.high - independent.low)
 

@@ -5,40 +5,20 @@ from __future__ import annotations
 import subprocess
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
 from longattn_assets.diagnostics.controls import CONTROL_KINDS
-from longattn_assets.diagnostics.summary import column_stats, diagnose
 from longattn_assets.report.diagnostics import BACKGROUNDS, diagnostics_section
 from longattn_assets.report.html import render_report, write_report
-from longattn_assets.selection.normalize import ScoreStats
-from longattn_assets.selection.rules import SelectionSettings
-from longattn_assets.selection.select import SelectionSummary
+from tests.diagnostics.synthetic import case, diagnosed
 from tests.report.test_browser import find_chromium, pixels_near
 
 
 @pytest.fixture(scope="module")
 def record() -> dict:
-    rng = np.random.default_rng(0)
-
-    def table(n: int, shift: float, kind: str | None) -> pa.Table:
-        ds, du = rng.normal(shift, 1, (n, 3)), rng.normal(0, 1, (n, 3))
-        columns = {
-            "doc_id": [f"doc{i % 12}" for i in range(n)], "ds": ds.mean(axis=1), "du": du.mean(axis=1),
-            "ds_heads": pa.array(list(ds.astype(np.float32))), "du_heads": pa.array(list(du.astype(np.float32))),
-        }  # fmt: skip
-        return pa.table(columns | ({"kind": [kind] * n} if kind else {}))
-
-    natural = table(120, 0.5, None)
-    controls = pa.concat_tables([table(30, 0.0, kind) for kind in CONTROL_KINDS])
-    ds, du = natural.column("ds").to_numpy(), natural.column("du").to_numpy()
-    settings = SelectionSettings()
-    summary = SelectionSummary(
-        settings, ScoreStats(120, 0, column_stats(ds), column_stats(du)), 60, 0, 0, 0.1
-    )
-    return diagnose(natural, controls, settings, summary, seed_key="book", replicates=100)
+    natural, controls, split = case(0, head_shift=True)
+    return diagnosed(natural, controls, split, seed_key="book")
 
 
 def test_the_section_has_the_table_the_verdict_and_three_plots(record):
@@ -46,6 +26,7 @@ def test_the_section_has_the_table_the_verdict_and_three_plots(record):
     assert html_text.count("data:image/png;base64,") == 3
     assert all(f"<td class=num>{kind}</td>" in html_text for kind in CONTROL_KINDS)
     assert 'id="diagnostics-verdict"' in html_text
+    assert "LDS, calibrated (heads [2]" in html_text and "Held out:" in html_text
     assert "materialize <code>scorer_diagnostics</code>" in diagnostics_section(None)
 
 

@@ -117,3 +117,10 @@ def test_report_is_written_atomically(selection, tmp_path):
     path = write_report(render_report("book", result, windows), tmp_path / "r" / "report.html")
     assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]
+
+
+def test_report_points_to_longattn_browse_for_every_window(selection):
+    result, windows = selection
+    page = render_report("book", result, windows, {"window_size": 64})
+    assert "<code>longattn browse --category book</code>" in page
+    assert page.index('id="browse"') < page.index("<h2>Top 10 windows")

@@ -66,7 +66,8 @@ def test_the_diagnostics_separation_plot_stays_inline_for_any_values():
     from longattn_assets.report.diagnostics import separation_markdown
 
     longest = {"auc": 0.4321, "low": 0.1234, "high": 0.9876}
-    record = {"separation": {kind: dict.fromkeys(("lds", "ds", "-du"), longest) for kind in CONTROL_KINDS}}
+    scores = ("lds", "lds_calibrated", "ds", "-du")
+    record = {"separation": {kind: dict.fromkeys(scores, longest) for kind in CONTROL_KINDS}}
     markdown = separation_markdown(record)
     assert len(markdown) < INLINE_LIMIT
     svg = unquote(markdown.split(",", 1)[1].split(">)", 1)[0])

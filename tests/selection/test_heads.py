@@ -87,5 +87,5 @@ def test_a_head_list_that_names_no_head_is_refused(heads):
 
 def test_a_head_the_scores_do_not_have_is_refused(tmp_path: Path):
     windows, scores, _, _ = _category(tmp_path)
-    with pytest.raises(ValueError, match="out of range: the scores have 3 heads"):
+    with pytest.raises(ValueError, match="head indices from 0 to 2: the scores have 3 heads"):
         select_category(windows, scores, heads=[3])

@@ -3,8 +3,9 @@
 Each entry of LAUNCH_CONFIGS is compiled to a cubin for its architecture exactly as the
 scorer launches it (longattn_assets/scoring/triton_targets.py), on this machine without a
 GPU; its shared memory must fit the architecture's per-block limit, its registers the
-register file, and nothing may spill. The table of what each entry uses is printed at
-the end of the pytest run.
+register file, and nothing may spill. Every test runs twice: with the venv's Triton and
+with the GPU machine's (conftest.IMAGE_TRITON). The tables of what each entry uses are
+printed at the end of the pytest run.
 """
 
 import pytest
@@ -13,8 +14,8 @@ pytest.importorskip("triton", reason="Triton is not installed (pip install 'long
 
 from longattn_assets.scoring.triton_configs import ARCHITECTURES, LAUNCH_CONFIGS  # noqa: E402
 
-# A cold compile of the whole table takes ~170 s of CPU (about 1.5 min on two idle cores,
-# far more on a loaded machine); Triton's cache makes later runs take seconds.
+# A cold compile of the whole table takes 30-170 s of CPU per Triton version (more on a
+# loaded machine); Triton's cache makes later runs take seconds.
 pytestmark = pytest.mark.timeout(3600)
 
 ENTRIES = sorted(LAUNCH_CONFIGS, key=lambda key: (key[0], str(key[1]), key[2]))

@@ -109,8 +109,10 @@ def test_a_kernel_that_disagrees_with_torch_falls_back(monkeypatch, caplog):
 
 
 def test_a_head_dim_without_a_validated_config_falls_back(caplog):
+    # Smaller heads are zero-padded to a head dim of the table (test_family_kernels.py);
+    # nothing in the table holds 256.
     with caplog.at_level(logging.WARNING, logger="longattn_assets"):
-        assert choose(head_dim=32).name == "torch"
+        assert choose(head_dim=256).name == "torch"
     (warning,) = warnings_in(caplog)
     assert "no validated launch config" in warning
 

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pytest
 from PIL import Image
@@ -141,3 +142,43 @@ def test_demo_cli_and_ui_share_one_instance_and_the_ui_shows_runs_and_plots(tmp_
             os.killpg(dev.pid, signal.SIGKILL)
             dev.wait()
         log.close()
+
+
+def test_a_demo_with_another_data_root_keeps_its_runs_beside_that_root(tmp_path: Path):
+    """`longattn demo --data-root DIR` from the checkout: the checkout's UI describes ./data, so
+    the runs of DIR go to an instance beside DIR (and the demo says how to open it)."""
+    checkout = fresh_checkout(tmp_path / "longattn_assets")
+    other = tmp_path / "elsewhere"
+    demo = subprocess.run(
+        ["longattn", "demo", "--data-root", str(other), "--input-dir", str(tiny_corpus(tmp_path / "input")),
+         "--window-size", "64", "--device", "cpu"],
+        cwd=checkout, env=shell_env(checkout), capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert f"Dagster instance: {other / '.dagster'}\n" in demo.stdout
+    assert (other / ".dagster/history/runs.db").is_file()
+    assert not (checkout / "history").exists() and not (checkout / "data").exists()
+    assert demo.stdout.rstrip().endswith(
+        f"its runs in the UI: cd {other} && DAGSTER_HOME={other / '.dagster'} LONGATTN_DATA_ROOT={other} "
+        f"LONGATTN_WINDOW_SIZE=64 {BIN / 'dagster'} dev -m longattn_assets.definitions"
+    )
+    instance = dg.DagsterInstance.from_config(str(other / ".dagster"))
+    assert len(instance.get_runs()) == 7  # the demo's steps, all of them there
+
+
+def test_an_instance_holds_the_runs_of_one_data_root_and_refuses_another(tmp_path: Path, capsys, monkeypatch):
+    from longattn_assets.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no .env: the instance is the one exported
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "instance"))
+    (tmp_path / "instance").mkdir()
+    (tmp_path / "instance/longattn-data-root").write_text(f"{tmp_path / 'first'}\n")
+    argv = ["demo", "--data-root", str(tmp_path / "second"), "--window-size", "64", "--device", "cpu"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"longattn: error: the Dagster instance {tmp_path / 'instance'} holds the runs of the data root "
+        f"{tmp_path / 'first'}, not {tmp_path / 'second'}: run the demo with the data root {tmp_path / 'first'}, "
+        "or with DAGSTER_HOME set to another folder\n"
+    )
+    assert sorted(p.name for p in (tmp_path / "instance").iterdir()) == ["longattn-data-root"]
+    assert not (tmp_path / "second").exists()

@@ -62,7 +62,7 @@ def _bad_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
         truncated.write_bytes(source.read(2_000_000))
     return {
         str(tmp_path / "missing.gguf"): ("does not exist", "missing file"),
-        str(junk): ("not a readable model file", "random bytes"),
+        str(junk): ("this file is not GGUF", "random bytes"),
         str(truncated): ("not a readable model file", "GGUF cut at 2 MB"),
         str(tmp_path / "no-such-dir" / "model"): ("does not exist", "missing directory"),
     }
