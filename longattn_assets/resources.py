@@ -112,6 +112,7 @@ class AttentionScorer(dg.ConfigurableResource):
 
     _scorer: Any = PrivateAttr(default=None)
     _scorer_device: str | None = PrivateAttr(default=None)
+    _model_identity: dict | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> AttentionScorer:
@@ -123,6 +124,33 @@ class AttentionScorer(dg.ConfigurableResource):
 
     def tokenizer(self) -> ModelTokenizer:
         return load_tokenizer(self.source())
+
+    def _rope_scaling(self) -> dict | None:
+        return json.loads(self.rope_scaling) if self.rope_scaling else None
+
+    def model_identity(self) -> dict:
+        """The fingerprint of the layer-0 weights and rope settings these settings score with,
+        and those rope settings (read once per process, on the CPU: no device is touched)."""
+        if self._model_identity is None:
+            from .model.layer0 import load_layer0
+            from .scoring.windows_file import model_identity
+
+            weights = load_layer0(
+                self.model, rope_theta=self.rope_theta, rope_scaling=self._rope_scaling(), layer=self.layer
+            )
+            self._model_identity = model_identity(weights)
+        return self._model_identity
+
+    def expected_scores(self) -> dict[str, object]:
+        """The scorer recipe scores made with these settings on this machine record: what makes
+        scores current (``consistency.Expected.scores``); another checkpoint, even with the same
+        tokenizer, changes the model fingerprint in it."""
+        from .scoring.windows_file import expected_scorer_recipe
+
+        return expected_scorer_recipe(
+            self.model_identity(), bos_token_id=self.tokenizer().bos_token_id, device=self.device,
+            dtype=self.dtype, add_bos=self.add_bos, block_size=self.block_size,
+        )  # fmt: skip
 
     def scorer(self, device: str):
         """The :class:`Layer0Scorer` on ``device``, built once per process and device."""
@@ -137,7 +165,7 @@ class AttentionScorer(dg.ConfigurableResource):
                 block_size=self.block_size,
                 add_bos=self.add_bos,
                 rope_theta=self.rope_theta,
-                rope_scaling=json.loads(self.rope_scaling) if self.rope_scaling else None,
+                rope_scaling=self._rope_scaling(),
                 kernel=self.kernel,
                 layer=self.layer,
             )

@@ -144,7 +144,9 @@ def test_selection_refuses_shards_scored_by_different_models(scored_root):
         raise_on_error=False,
     )  # fmt: skip
     message = _failure(result)
-    assert "shards were scored under different settings, never mixed in one selection" in message
+    # the rescored shard is not the configured model's: refused, naming the shard and what to run
+    assert f"1 of {len(shard_partitions.get_partition_keys())} shards of 'code' are not ready: code|00001: scored_chunks was made with model" in message
+    assert "(run: materialize scored_chunks code|00001)" in message
     models = {pq.read_table(p, columns=["model"]).column(0)[0].as_py()
               for p in (root / "scored_chunks/category=code").glob("shard=*.parquet")}  # fmt: skip
     assert len(models) == 2 and all(model in message for model in models)
