@@ -75,6 +75,7 @@ from longattn_assets.scoring.triton_configs import (  # noqa: E402
 )
 from longattn_assets.storage import write_text  # noqa: E402
 from longattn_assets.windows.chunking import WINDOWED_CHUNKS_SCHEMA  # noqa: E402
+from longattn_assets.windows.ids import tokens_hash  # noqa: E402
 
 DESIGN_RTOL = 1e-4  # DESIGN.md 4: scores equal the reference to 1e-4 relative, per head
 BOS_TOKEN_ID = 1  # random embeddings: any id of the vocabulary serves
@@ -747,6 +748,7 @@ def write_windows_file(path: Path, windows: list[np.ndarray]) -> Path:
         "token_start": [0] * n,
         "n_tokens": lengths,
         "token_ids": pa.ListArray.from_arrays(offsets, pa.array(np.concatenate(windows), pa.int32())),
+        "tokens_hash": [tokens_hash(w) for w in windows],
         "content": [""] * n,
         "tokenizer": ["random"] * n,
     }

@@ -26,6 +26,15 @@ pyarrow); the budget bounds what ingest adds to it: peak PSS - base. At each siz
 (default: the CPUs available) at 8 shards; at the largest size also at 2 and 32 shards.
 ``--one-file`` gives each run its input as one JSON-lines file (the same bytes), which the
 workers read in line ranges.
+
+``--against PYTHON`` compares two versions of the code instead: each size runs
+``--repeats`` times with this checkout's interpreter and with PYTHON (e.g. the ``main``
+branch's ``.venv/bin/python``, whose editable install is that branch's code), alternating
+which goes first, at 8 shards with ``--workers``; it prints every run and the ratio of
+the medians, with the load average beside them (the cost of hashing the inputs while
+reading them, issue 23):
+
+    python benchmarks/ingest_bench.py --sizes 0.2 --against /work/main/.venv/bin/python --repeats 3
 """
 
 from __future__ import annotations
@@ -268,11 +277,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def run_once(input_dir: Path, root: Path, shards: int, workers: int, budget: str) -> dict:
-    """Materialize raw_corpus in a child process; sample the RSS of its process tree."""
+def run_once(input_dir: Path, root: Path, shards: int, workers: int, budget: str, python: str = sys.executable) -> dict:
+    """Materialize raw_corpus in a child process (run by ``python``); sample the RSS of its process tree."""
     env = os.environ | {"LONGATTN_NUM_SHARDS": str(shards), "LONGATTN_CATEGORIES": "book"}
-    command = [sys.executable, __file__, "--child", str(input_dir), str(root), str(workers), budget]
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    command = [python, __file__, "--child", str(input_dir), str(root), str(workers), budget]
+    # run from the case's folder: ingest's fork server puts the working directory first on its
+    # path, so a checkout as working directory would lend its code to another version's workers
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, cwd=root.parent)
     peak_rss = peak_pss = 0
     at_peak: dict = {}
     cpu_seen: dict[int, int] = {}  # CPU ticks of each process of the tree, last seen
@@ -309,6 +320,40 @@ def child(input_dir: str, root: str, workers: str, budget: str) -> None:
                       "workers": meta["workers"].value, "documents": meta["documents"].value}))  # fmt: skip
 
 
+def compare(args: argparse.Namespace, corpus: list[Path]) -> None:
+    """This checkout's code and ``args.against``'s, interleaved on the same inputs.
+
+    Besides wall time, the CPU seconds of the whole process tree: on a loaded machine they
+    move far less than wall time, which waits for the cores."""
+    pythons = {"new": sys.executable, "old": args.against}
+    print("| input GB | shards | workers | run | code | wall s | CPU s (tree) | MB/s | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        seconds: dict[str, list[float]] = {"new": [], "old": []}
+        cpu: dict[str, list[float]] = {"new": [], "old": []}
+        for repeat in range(args.repeats):
+            for name in ("new", "old") if repeat % 2 == 0 else ("old", "new"):
+                case = args.work / f"compare-{size}-{name}"
+                subprocess.run(["rm", "-rf", str(case)], check=True)
+                actual = prefix_input(corpus, size * GB, case / "input", args.one_file)
+                result = run_once(case / "input", case / "root", 8, args.workers, args.budget, pythons[name])
+                subprocess.run(["rm", "-rf", str(case)], check=True)
+                seconds[name].append(result["seconds"])
+                cpu[name].append(result["cpu_s"])
+                print(
+                    f"| {actual / GB:.2f} | 8 | {result['workers']} | {repeat + 1} | {name} | {result['seconds']:.1f} "
+                    f"| {result['cpu_s']:.1f} | {actual / 1e6 / result['seconds']:.1f} | {os.getloadavg()[0]:.1f} |",
+                    flush=True,
+                )
+        for label, values in (("wall s", seconds), ("CPU s", cpu)):
+            median = {name: sorted(times)[len(times) // 2] for name, times in values.items()}
+            print(
+                f"size {size} GB, median {label}: new {median['new']:.1f}, old {median['old']:.1f}: "
+                f"new/old = {median['new'] / median['old']:.3f}"
+            )
+    print(f"load average at the end: {os.getloadavg()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=float, nargs="+", default=[0.2, 0.8, 3.2], help="input sizes in GB")
@@ -321,12 +366,19 @@ def main() -> None:
     parser.add_argument("--distinct-gb", type=float, default=float("inf"), help="stop the distinct text at this size (then variants)")
     parser.add_argument("--keep-corpus", action="store_true", help="keep the built corpus for the next run")
     parser.add_argument("--one-file", action="store_true", help="each input is one JSON-lines file (read in ranges)")
+    parser.add_argument("--against", help="another interpreter (another version of the code) to compare with")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each version with --against")
     args = parser.parse_args()
     from longattn_assets.corpus.budget import parse_size
 
     budget = parse_size(args.budget)
     corpus, manifest = build_corpus(args.work / "corpus", max(args.sizes) * GB, args.allow_variants, args.distinct_gb * GB)
     print(f"corpus: {len(corpus)} files under {args.work / 'corpus'}; {manifest}; load average {os.getloadavg()}", flush=True)
+    if args.against:
+        compare(args, corpus)
+        if not args.keep_corpus:
+            subprocess.run(["rm", "-rf", str(args.work / "corpus")], check=True)
+        return
     header = (
         "| input GB | shards | workers | wall s | s per GB | MB/s | speed-up | CPU s (tree) | peak RSS MB (tree sum) "
         "| peak PSS MB (tree sum) | base MB | peak PSS - base MB | budget MB | within budget | load avg |"

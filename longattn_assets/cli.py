@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 
 def _window(args: argparse.Namespace) -> int:
-    from .corpus.input_file import files_fingerprint, is_url
+    from .consistency import input_record, inputs_fingerprint
+    from .corpus.input_file import content_sha256, is_url
     from .corpus.records import Reject, read_file
     from .corpus.rejects import write_rejects
     from .corpus.sources import named_file
@@ -60,7 +61,9 @@ def _window(args: argparse.Namespace) -> int:
         for item in read_file(file, source=str(path) if file.is_local else file.name)
     )  # fmt: skip
     spec = WindowSpec(args.category, args.shard, window_size, args.sample_fraction)
-    record = files_provenance(spec, tokenizer, files_fingerprint(inputs))
+    # the windows record their inputs by content (a pass of sha256, ~GB/s, beside tokenizing)
+    hashed = [input_record(file, content_sha256(file)) for file in inputs]
+    record = files_provenance(spec, tokenizer, inputs_fingerprint(hashed))
     batches = document_batches(records, rejects)
     stats = write_windows(batches, tokenizer, spec, Path(args.output), provenance=record)
     summary = stats.as_metadata() | {"rejects": len(rejects), "output": str(args.output)}
@@ -175,13 +178,18 @@ def _paired_files(windows: str, scores: str) -> CategoryFiles:
 
 
 def _select(args: argparse.Namespace) -> int:
+    from .consistency import InconsistentDataError
     from .report.html import render_report, write_report
+    from .scoring.windows_file import model_problem
     from .selection.exports import export_category
     from .selection.select import select_category
 
     chosen = _selection_settings(args)
     out = Path(args.output)
     files = _paired_files(args.windows, args.scores)
+    problem = model_problem(files.scores_recipe, args.model)
+    if problem:
+        raise InconsistentDataError(problem)
     _check_heads(chosen, files.scores)
     category = args.category or _windows_category(files.windows)
     calibration = None
@@ -248,6 +256,10 @@ def _add_select(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--category", default=None,
         help="name written into the outputs (default: the category column of the windows)",
+    )  # fmt: skip
+    p.add_argument(
+        "--model", default=None,
+        help="the model the scores must come from, as given to `longattn score` (default: $LONGATTN_MODEL, else the embedded one)",
     )  # fmt: skip
     _add_selection_options(p)
     p.add_argument(

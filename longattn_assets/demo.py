@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from . import settings
 from .assets.corpus import raw_corpus
+from .assets.current import expected_now
 from .assets.diagnostics import DiagnosticsConfig, scorer_diagnostics
 from .assets.scoring import scored_chunks
 from .assets.selection import (
@@ -45,12 +46,10 @@ from .consistency import (
     SCORED_CHUNKS,
     WINDOWED_CHUNKS,
     CategoryFiles,
-    Expected,
     category_files,
-    shard_state,
-    windows_recipe,
+    shard_states,
 )
-from .corpus.ingest import input_files, input_fingerprint
+from .corpus.ingest import input_files
 from .definitions import assets
 from .diagnostics.controls import ControlSpec
 from .diagnostics.files import DIAGNOSTICS_FILE, SCORER_DIAGNOSTICS, current_diagnostics
@@ -58,7 +57,6 @@ from .live_runs import DEMO_LOCK_FILE, DEMO_TAG, end_demo_runs, ending_dead_runs
 from .partitions import category_partitions, shard_partitions
 from .progress import PrintedProgress
 from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
-from .scoring.windows_file import scorer_recipe
 from .selection.exports import SUMMARY_FILE
 from .selection.rules import SelectionSettings
 from .storage import DataLayout
@@ -78,6 +76,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # asset's default of 64 per kind (256 windows), to keep the demo's diagnostics under a third
 # of its scoring; its intervals and draw spreads are wider.
 DEMO_CONTROLS_PER_KIND = 16
+RESOURCE_KEYS = ("data_root", "corpus_input", "windowing", "attention_scorer")
 SUMMARY_KEYS = {
     "raw_corpus": ("documents", "rejects"),
     "windowed_chunks": ("windows",),
@@ -147,20 +146,6 @@ def _claim(home: Path, root: Path) -> None:
             f"the Dagster instance {home} holds the runs of the data root {recorded}, not {root}: "
             f"run the demo with the data root {recorded}, or with DAGSTER_HOME set to another folder"
         )
-
-
-def _expected(
-    layout: DataLayout, input_dir: str | Path, category: str, resources: dict, num_shards: int
-) -> Expected:
-    """What a fresh run with the demo's settings would write for ``category``."""
-    windowing: Windowing = resources["windowing"]
-    scorer: AttentionScorer = resources["attention_scorer"]
-    return Expected(
-        num_shards=num_shards,
-        input_files=input_fingerprint(input_dir, category, resources["corpus_input"].fields),
-        windows=windows_recipe(windowing.window_size, windowing.sample_fraction, scorer.tokenizer().fingerprint),
-        scores=scorer_recipe(scorer.scorer(scorer.device)),
-    )
 
 
 def _selection_is_current(layout: DataLayout, category: str, files: CategoryFiles) -> bool:
@@ -271,11 +256,12 @@ def run_demo(
             # Everything below is decided from the files' provenance (consistency.py), so a
             # rerun after any change of settings or inputs redoes exactly what is stale.
             say(f"[{category}]")
-            expected = _expected(layout, input_dir, category, resources, len(shards))
-            states = [shard_state(layout, category, shard, expected) for shard in shards]
+            # what the assets check, from the same resources (assets/current.py)
+            expected = expected_now(category, *(resources[k] for k in RESOURCE_KEYS), scores=True)
+            states = shard_states(layout, category, shards, expected)
             if any(RAW_CORPUS in state.stale for state in states):
                 step([raw_corpus], category, "raw_corpus")
-                states = [shard_state(layout, category, shard, expected) for shard in shards]
+                states = shard_states(layout, category, shards, expected)
             else:
                 say("  raw_corpus: up to date")
             for state in states:

@@ -32,7 +32,7 @@ METADATA_KEY = b"longattn.provenance"
 
 # Bump an asset's revision when a code change alters the bytes it writes for the same
 # inputs and settings: every file made by the older code then reads as stale.
-CODE_REVISIONS = {"raw_corpus": "1", "windowed_chunks": "1", "scored_chunks": "1"}
+CODE_REVISIONS = {"raw_corpus": "2", "windowed_chunks": "2", "scored_chunks": "2"}
 
 
 def digest(value: object, length: int = 16) -> str:

@@ -24,7 +24,7 @@ from pydantic import model_validator
 from . import settings
 from .corpus.budget import MemoryPlan, parse_size
 from .corpus.input_file import location, redact, text_fields
-from .model.source import ModelSource, file_identity, resolve_model
+from .model.source import ModelSource, resolve_model, source_identity
 from .model.tokenizer import ModelTokenizer, load_tokenizer
 from .storage import DataLayout
 from .validation import Dtype, Kernel, check_device_available, check_fields
@@ -94,7 +94,8 @@ SCORER_FIELDS = (
 
 @functools.lru_cache(maxsize=2)
 def _process_scorer(settings: tuple, path: str, identity: str):
-    """Scorers kept by the process: ``path`` and ``identity`` (size, mtime) make a changed model a new key."""
+    """Scorers kept by the process: ``path`` and ``identity`` (its files' sizes and mtimes,
+    ``source_identity``) make a changed model a new key."""
     from .scoring.factory import build_scorer
 
     fields = dict(settings)
@@ -102,6 +103,20 @@ def _process_scorer(settings: tuple, path: str, identity: str):
     return build_scorer(
         fields.pop("model"), rope_scaling=json.loads(rope_scaling) if rope_scaling else None, **fields
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _process_model_identity(
+    path: str, identity: str, model: str, rope_theta: float | None, rope_scaling: str | None, layer: int
+) -> dict:
+    """Model identities kept by the process (every run's resource copy asks for one)."""
+    from .model.layer0 import load_layer0
+    from .scoring.windows_file import model_identity
+
+    weights = load_layer0(
+        model, rope_theta=rope_theta, rope_scaling=json.loads(rope_scaling) if rope_scaling else None, layer=layer
+    )
+    return model_identity(weights)
 
 
 class AttentionScorer(dg.ConfigurableResource):
@@ -136,6 +151,29 @@ class AttentionScorer(dg.ConfigurableResource):
     def tokenizer(self) -> ModelTokenizer:
         return load_tokenizer(self.source())
 
+    def _rope_scaling(self) -> dict | None:
+        return json.loads(self.rope_scaling) if self.rope_scaling else None
+
+    def model_identity(self) -> dict:
+        """The fingerprint of the scored layer's weights and rope settings these settings score
+        with, and those settings (read on the CPU, once per process and model files: no
+        device is touched; a model file changed since makes a new key)."""
+        source = self.source()
+        return _process_model_identity(
+            str(source.path), source_identity(source), self.model, self.rope_theta, self.rope_scaling, self.layer
+        )
+
+    def expected_scores(self) -> dict[str, object]:
+        """The scorer recipe scores made with these settings on this machine record: what makes
+        scores current (``consistency.Expected.scores``); another checkpoint, even with the same
+        tokenizer, changes the model fingerprint in it."""
+        from .scoring.windows_file import expected_scorer_recipe
+
+        return expected_scorer_recipe(
+            self.model_identity(), bos_token_id=self.tokenizer().bos_token_id, device=self.device,
+            dtype=self.dtype, add_bos=self.add_bos, block_size=self.block_size,
+        )  # fmt: skip
+
     def scorer(self, device: str):
         """The :class:`Layer0Scorer` on ``device``, built once per process for these settings
         and model file: Dagster gives every run its own copy of a resource, and the runs of one
@@ -146,7 +184,7 @@ class AttentionScorer(dg.ConfigurableResource):
         device = str(resolve_device(device))  # "auto" names the device a session would claim here
         fields = {name: getattr(self, name) for name in SCORER_FIELDS if name not in ("device", "resume_chunk_windows")}
         key = tuple(sorted((fields | {"add_bos": self.add_bos, "device": device}).items()))
-        return _process_scorer(key, str(source.path), file_identity(source.path))
+        return _process_scorer(key, str(source.path), source_identity(source))
 
     @contextmanager
     def scoring_session(self) -> Iterator[Any]:

@@ -1,13 +1,18 @@
 """One schedule per category: request a run for every shard that is missing or stale.
 
-A shard ``C|S`` needs work when its windowed_chunks file is missing or older than its
-raw_corpus shard (then windows and scores are rebuilt), or when only its scored_chunks
-file is missing or older than its windows (then only scoring runs). Each request carries
-a data version, a hash of the identity (size and mtime) of the files the run reads, so a
-run key is ``partition@version``. Dagster deduplicates run keys only within one schedule
-tick, so the schedule also skips any token already claimed by a queued, running or
-successful run of the same category: a later tick never requests the same work again,
-and partitions materialized and current need no request at all.
+Whether a shard needs work is decided by the check every asset makes (consistency.py, with
+the resources' settings through ``assets.current.expected_now``): when its windowed_chunks
+file is missing or stale (another raw shard, window size or tokenizer), windows and scores
+are rebuilt; when only its scored_chunks file is (another windows file, model or scorer
+setting), only scoring runs. A raw_corpus that is not current (inputs changed, an ingest
+unfinished) is the input sensor's to redo: the tick says so and requests nothing. Each
+request carries a data version, a hash of what the run's output will be made from (the
+raw shard's fingerprint and the recipes expected) and of the stale files it replaces, so a
+run key is ``partition@version``.
+Dagster deduplicates run keys only within one schedule tick, so the schedule also skips
+any token already claimed by a queued, running or successful run of the same category: a
+later tick never requests the same work again, and partitions materialized and current
+need no request at all.
 
 With LONGATTN_SLURM=1 scoring goes to Slurm: the shard schedule only rebuilds windows,
 and a second schedule per category sends all shards whose scores are stale to one
@@ -17,18 +22,18 @@ and a second schedule per category sends all shards whose scores are stale to on
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 
-from .assets.scoring import SCORED_CHUNKS
+from .assets.current import expected_now
 from .assets.slurm_scoring import slurm_score_category
-from .assets.windows import WINDOWED_CHUNKS
+from .consistency import RAW_CORPUS, SCORED_CHUNKS, WINDOWED_CHUNKS, Expected, category_states
 from .jobs import shard_job
 from .partitions import CATEGORY, SHARD, category_partitions, shard_partitions
-from .resources import DataRoot
+from .provenance import digest
+from .resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from .slurm.settings import slurm_enabled
 from .storage import DataLayout
 from .validation import check_variable
@@ -57,14 +62,6 @@ def schedule_cron() -> str:
     return check_variable("LONGATTN_SCHEDULE_CRON", "cron", DEFAULT_CRON)
 
 
-def file_identity(path: Path) -> str | None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def data_version(*identities: str) -> str:
     return hashlib.sha256("|".join(identities).encode()).hexdigest()[:16]
 
@@ -87,19 +84,31 @@ class ShardWork:
         return dg.MultiPartitionKey({CATEGORY: self.category, SHARD: self.shard})
 
 
-def shard_work(layout: DataLayout, category: str, shard: str) -> ShardWork | None:
-    """None when the shard is current, or when its raw_corpus shard does not exist yet."""
-    raw = layout.shard_path("raw_corpus", category, shard)
-    windows = layout.shard_path(WINDOWED_CHUNKS, category, shard)
-    scores = layout.shard_path(SCORED_CHUNKS, category, shard)
-    raw_id, windows_id, scores_id = file_identity(raw), file_identity(windows), file_identity(scores)
-    if raw_id is None:
-        return None
-    if windows_id is None or raw.stat().st_mtime_ns > windows.stat().st_mtime_ns:
-        return ShardWork(category, shard, (WINDOWED_CHUNKS, SCORED_CHUNKS), data_version(raw_id))
-    if scores_id is None or windows.stat().st_mtime_ns > scores.stat().st_mtime_ns:
-        return ShardWork(category, shard, (SCORED_CHUNKS,), data_version(raw_id, windows_id))
-    return None
+@dataclass(frozen=True)
+class CategoryPlan:
+    """The shards of a category that need a run, or why none can run (raw_corpus not current)."""
+
+    works: list[ShardWork]
+    blocked: str | None = None
+
+
+def plan_category(
+    layout: DataLayout, category: str, shards: Sequence[str], expected: Expected, claimed: set[str]
+) -> CategoryPlan:
+    """The shards whose windows or scores are missing or stale, less those already claimed."""
+    raw_problem, states = category_states(layout, category, shards, expected)
+    if raw_problem:
+        return CategoryPlan([], f"{raw_problem}: the {category}_new_inputs sensor or `materialize {RAW_CORPUS} {category}` redoes it")
+    works = []
+    for state in states:
+        if state.current:
+            continue
+        # what the run makes its files from, and the stale files it replaces: a file made
+        # stale again after a successful run (rewritten under other settings) is a new token
+        found = [record.fingerprint if record else "-" for record in (state.windows, state.scores)]
+        made_from = [state.raw.fingerprint, digest(expected.windows), digest(expected.scores), *found]
+        works.append(ShardWork(category, state.shard, state.stale, data_version(*made_from)))
+    return CategoryPlan([w for w in works if w.token not in claimed])
 
 
 def claimed_tokens(instance: dg.DagsterInstance, category: str) -> set[str]:
@@ -110,11 +119,10 @@ def claimed_tokens(instance: dg.DagsterInstance, category: str) -> set[str]:
     return {token for run in runs for token in run.tags.get(PLANNED_TAG, "").split()}
 
 
-def plan_category(
-    layout: DataLayout, category: str, shards: Iterable[str], claimed: set[str]
-) -> list[ShardWork]:
-    work = (shard_work(layout, category, shard) for shard in shards)
-    return [w for w in work if w is not None and w.token not in claimed]
+def _plan(context: dg.ScheduleEvaluationContext, category: str, resources: tuple) -> CategoryPlan:
+    claimed = claimed_tokens(context.instance, category)
+    expected = expected_now(category, *resources, scores=True)
+    return plan_category(resources[0].layout, category, shard_partitions.get_partition_keys(), expected, claimed)
 
 
 def shard_run_request(work: ShardWork, assets: Sequence[str]) -> dg.RunRequest:
@@ -142,9 +150,17 @@ def shard_schedule(category: str, cron: str, scoring_on_slurm: bool) -> dg.Sched
         job=shard_job,
         description=f"Materialize every missing or stale shard of {category!r}.",
     )
-    def _schedule(context: dg.ScheduleEvaluationContext, data_root: DataRoot):
-        claimed = claimed_tokens(context.instance, category)
-        works = plan_category(data_root.layout, category, shard_partitions.get_partition_keys(), claimed)
+    def _schedule(
+        context: dg.ScheduleEvaluationContext,
+        data_root: DataRoot,
+        corpus_input: CorpusInput,
+        windowing: Windowing,
+        attention_scorer: AttentionScorer,
+    ):
+        plan = _plan(context, category, (data_root, corpus_input, windowing, attention_scorer))
+        if plan.blocked:
+            return dg.SkipReason(plan.blocked)
+        works = plan.works
         if scoring_on_slurm:
             # Windows are built here; their scoring is the Slurm schedule's, on a later tick.
             works = [w for w in works if WINDOWED_CHUNKS in w.assets]
@@ -163,10 +179,17 @@ def slurm_schedule(category: str, cron: str) -> dg.ScheduleDefinition:
         job=slurm_score_category,
         description=f"Score every shard of {category!r} with current windows and stale scores on Slurm.",
     )
-    def _schedule(context: dg.ScheduleEvaluationContext, data_root: DataRoot):
-        claimed = claimed_tokens(context.instance, category)
-        works = plan_category(data_root.layout, category, shard_partitions.get_partition_keys(), claimed)
-        works = [w for w in works if w.assets == (SCORED_CHUNKS,)]
+    def _schedule(
+        context: dg.ScheduleEvaluationContext,
+        data_root: DataRoot,
+        corpus_input: CorpusInput,
+        windowing: Windowing,
+        attention_scorer: AttentionScorer,
+    ):
+        plan = _plan(context, category, (data_root, corpus_input, windowing, attention_scorer))
+        if plan.blocked:
+            return dg.SkipReason(plan.blocked)
+        works = [w for w in plan.works if w.assets == (SCORED_CHUNKS,)]
         if not works:
             return dg.SkipReason(f"no shard of {category!r} waits for scoring")
         return slurm_run_request(category, works)

@@ -1,11 +1,12 @@
-"""One sensor per category: new or changed input files request a raw_corpus run.
+"""One sensor per category: input files changed in content request a raw_corpus run.
 
-The cursor is ingest's own fingerprint of the category's files (names, sizes, and mtimes
-for local files, version ids or ETags for objects in a bucket or on the Hub), so the sensor
-wakes for exactly the files an ingest would read, local or remote; the run key is ``category@hash``, so an evaluation that sees the same files requests
-nothing (Dagster drops repeated run keys of a sensor), and any added, removed or
-rewritten file requests exactly one ingest. The shards then follow from the category's
-schedule: its next tick sees raw_corpus shards newer than their windows. The sensor does
+The cursor is ingest's cheap fingerprint of the category's files (names, sizes, and each
+local file's mtime, ctime and inode, or an object's version id or ETag), so an evaluation
+that sees the same files does nothing. When it changes, the files are compared by content
+with those the category's raw_corpus was made from (consistency.py: only files whose
+version changed are hashed again): an added, removed or edited file requests exactly one
+ingest, with run key ``category@hash``; a file copied, touched or ``chmod``-ed with the same
+bytes requests none. The shards then follow from the category's schedule. The sensor does
 not request shard runs itself because they can only start once raw_corpus has finished.
 """
 
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import dagster as dg
 
+from .assets.current import category_inputs
+from .consistency import RAW_CORPUS, Expected, raw_problem
 from .corpus.ingest import MissingInputError, input_fingerprint
 from .jobs import ingest_job
-from .partitions import category_partitions
-from .resources import CorpusInput
+from .partitions import category_partitions, shard_partitions
+from .resources import CorpusInput, DataRoot
 
 MIN_INTERVAL_S = 60
 
@@ -26,15 +29,23 @@ def input_sensor(category: str) -> dg.SensorDefinition:
         name=f"{category}_new_inputs",
         job=ingest_job,
         minimum_interval_seconds=MIN_INTERVAL_S,
-        description=f"Ingest {category!r} again when its input folder changes.",
+        description=f"Ingest {category!r} again when its input files change.",
     )
-    def _sensor(context: dg.SensorEvaluationContext, corpus_input: CorpusInput):
+    def _sensor(context: dg.SensorEvaluationContext, corpus_input: CorpusInput, data_root: DataRoot):
         try:
             fingerprint = input_fingerprint(corpus_input.location, category, corpus_input.fields)
         except MissingInputError as exc:
             return dg.SkipReason(f"no input files: {exc}")
         if fingerprint == context.cursor:
             return dg.SkipReason(f"input files of {category!r} unchanged")
+        inputs = category_inputs(data_root, corpus_input, category)
+        expected = Expected(num_shards=len(shard_partitions.get_partition_keys()), inputs=inputs)
+        problem, _ = raw_problem(data_root.layout, category, expected)
+        if problem is None:
+            return dg.SensorResult(
+                skip_reason=f"input files of {category!r} have the content {RAW_CORPUS} was made from",
+                cursor=fingerprint,
+            )
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=f"{category}@{fingerprint}", partition_key=category)],
             cursor=fingerprint,

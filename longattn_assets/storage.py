@@ -3,7 +3,9 @@
 Layout: ``<root>/<asset>/category=<C>/shard=<S>.parquet`` (sharded assets) or
 ``<root>/<asset>/category=<C>/<name>`` (per-category files), so DuckDB and Polars read a
 whole category with one glob. Every file is written under a temporary name in the same
-folder and renamed into place, so a reader never sees a partial file.
+folder and renamed into place, so a reader never sees a partial file; the files of a
+partition that spans several become current together (:class:`PartitionCommit`), under a
+record named ``_manifest.json`` that no ``*.parquet`` glob matches.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import pyarrow.parquet as pq
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TMP_PREFIX = ".tmp-"
+MANIFEST_FILE = "_manifest.json"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
@@ -60,6 +63,10 @@ class DataLayout:
 
     def category_file(self, asset: str, category: str, name: str) -> Path:
         return self.category_dir(asset, category) / check_key("file", name)
+
+    def manifest_path(self, asset: str, category: str) -> Path:
+        """The commit record of a partition of ``asset`` that spans several files."""
+        return self.category_dir(asset, category) / MANIFEST_FILE
 
     def shard_glob(self, asset: str, category: str) -> str:
         return str(self.category_dir(asset, category) / "shard=*.parquet")
@@ -170,6 +177,90 @@ def write_bytes(data: bytes, path: str | os.PathLike[str]) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+# Called with a description at every step of a partition's commit (each rename, removal and
+# the record); the reliability tests inject a fault (an exception) at each of them.
+COMMIT_STEPS: list[Callable[[str], None]] = []
+
+
+def _step(description: str) -> None:
+    for hook in COMMIT_STEPS:
+        hook(description)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some filesystems cannot sync a folder; the renames are still atomic
+    finally:
+        os.close(handle)
+
+
+class PartitionCommit:
+    """The files of one partition, made current together by one atomic step.
+
+    A partition that spans several files (raw_corpus: its shards and its rejects file) is
+    written as follows: every file is first written in full under a temporary name
+    (:meth:`stage`); then :meth:`commit` removes the partition's record (from here on
+    readers and currency checks take the partition as not committed), renames each file
+    into place, deletes the files the partition no longer has (:meth:`remove`), and writes
+    the record atomically (the commit). A kill at any point leaves either the old record
+    with the old files or no record, never a record with files it does not describe; a
+    reader that trusts only committed partitions, and a rerun of what has no record, so
+    always end at the state of an uninterrupted run, with no obsolete file for a glob to
+    find. A failure before the commit removes what was staged.
+    """
+
+    def __init__(self, record: Path):
+        self.record = record
+        self._staged: list[tuple[Path, Path]] = []
+        self._obsolete: list[Path] = []
+
+    def __enter__(self) -> PartitionCommit:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for tmp, _final in self._staged:
+            tmp.unlink(missing_ok=True)
+
+    def stage(self, final: Path) -> Path:
+        """A temporary path beside ``final`` to write it to; renamed into place by :meth:`commit`."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_sibling(final)
+        self._staged.append((tmp, final))
+        return tmp
+
+    def remove(self, paths: Iterable[Path]) -> None:
+        """Files (or folders) to delete before the commit: those the partition no longer has."""
+        self._obsolete.extend(paths)
+
+    def commit(self, record: str) -> None:
+        for tmp, _final in self._staged:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+        _step(f"remove the record {self.record.name}")
+        self.record.unlink(missing_ok=True)
+        _fsync_dir(self.record.parent)
+        for tmp, final in self._staged:
+            _step(f"rename {final.name} into place")
+            os.replace(tmp, final)
+        for path in self._obsolete:
+            _step(f"remove {path.name}")
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        for folder in {final.parent for _tmp, final in self._staged} | {p.parent for p in self._obsolete}:
+            _fsync_dir(folder)
+        self._staged = []
+        _step(f"write the record {self.record.name}")
+        write_text(record, self.record)
 
 
 @contextmanager

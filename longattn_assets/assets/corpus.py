@@ -3,7 +3,7 @@
 import dagster as dg
 
 from .. import code_versions
-from ..consistency import RAW_CORPUS, remove_obsolete_shards
+from ..consistency import RAW_CORPUS
 from ..corpus.ingest import REJECTS, REJECTS_FILE, ingest_category, unconfigured_folders
 from ..corpus.progress import IngestProgress
 from ..partitions import category_partitions, shard_partitions
@@ -56,9 +56,8 @@ def raw_corpus(
     where = corpus_input.location
     with TerminalProgress(latest):
         stats = ingest_category(where, category, layout, num_shards, progress, plan=plan, fields=corpus_input.fields)
-    obsolete = remove_obsolete_shards(layout, category, shards)
-    if obsolete:
-        context.log.info(f"{category}: removed {len(obsolete)} shard files of an earlier shard count")
+    if stats.obsolete_files:
+        context.log.info(f"{category}: removed {len(stats.obsolete_files)} shard files of an earlier shard count")
     records = [read_provenance(layout.shard_path(RAW_CORPUS, category, s)) for s in shards]
     unknown = unconfigured_folders(where, category_partitions.get_partition_keys())
     if unknown:
@@ -92,7 +91,7 @@ def raw_corpus(
             "memory_budget_mb": round(stats.memory_budget / 2**20),
             "spilled_runs": stats.runs,
             "unconfigured_input_folders": dg.MetadataValue.json(unknown),
-            "obsolete_shard_files_removed": len(obsolete),
-            "input_files": records[0].notes["input_files"],
+            "obsolete_shard_files_removed": len(stats.obsolete_files),
+            "input_files": stats.input_files,
         },
     )

@@ -34,7 +34,7 @@ from ..partitions import category_partitions
 from ..progress import TerminalProgress, Throttle, WindowCount
 from ..provenance import digest
 from ..report.diagnostics import diagnostics_plots, separation_markdown
-from ..resources import AttentionScorer, DataRoot, Windowing
+from ..resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from ..selection import checks, duck
 from ..selection.rules import SelectionSettings
 from ..selection.select import SelectionSummary, rank_windows
@@ -145,6 +145,7 @@ def scorer_diagnostics(
     context: dg.AssetExecutionContext,
     config: DiagnosticsConfig,
     data_root: DataRoot,
+    corpus_input: CorpusInput,
     windowing: Windowing,
     attention_scorer: AttentionScorer,
 ):
@@ -152,7 +153,7 @@ def scorer_diagnostics(
     category = check_key("category", context.partition_key)
     layout = data_root.layout
     # exactly the current shards, all made under one set of settings (consistency.py)
-    files = current_files(layout, category, windowing, attention_scorer, SCORER_DIAGNOSTICS)
+    files = current_files(category, data_root, corpus_input, windowing, attention_scorer, SCORER_DIAGNOSTICS)
     windows_glob, scores_glob = files.windows, files.scores
     settings = config.diagnostics_settings()
     models = sorted(checks.one_model(scores_glob)[1]["models"])

@@ -6,9 +6,9 @@ from .. import code_versions
 from ..consistency import SCORED_CHUNKS, WINDOWED_CHUNKS
 from ..partitions import category_and_shard, category_shard_partitions
 from ..progress import TerminalProgress, Throttle, WindowCount
-from ..resources import AttentionScorer, DataRoot
+from ..resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from ..windows.files import window_totals
-from .current import current_input
+from .current import current_input, expected_now
 from .windows import windowed_chunks
 
 
@@ -25,13 +25,18 @@ from .windows import windowed_chunks
     ),
 )
 def scored_chunks(
-    context: dg.AssetExecutionContext, data_root: DataRoot, attention_scorer: AttentionScorer
+    context: dg.AssetExecutionContext,
+    data_root: DataRoot,
+    corpus_input: CorpusInput,
+    windowing: Windowing,
+    attention_scorer: AttentionScorer,
 ) -> dg.MaterializeResult:
     from ..scoring.windows_file import score_windows_file
 
     category, shard = category_and_shard(context)
     layout = data_root.layout
-    current_input(layout, category, shard, SCORED_CHUNKS)
+    expected = expected_now(category, data_root, corpus_input, windowing, attention_scorer)
+    current_input(layout, category, shard, SCORED_CHUNKS, expected)
     source = layout.shard_path(WINDOWED_CHUNKS, category, shard)
     output = layout.shard_path(SCORED_CHUNKS, category, shard)
     log = Throttle(context.log.info)

@@ -9,11 +9,9 @@ from pydantic import model_validator
 from .. import code_versions
 from ..consistency import (
     CategoryFiles,
-    Expected,
     InconsistentDataError,
     category_files,
     recorded_files,
-    windows_recipe,
 )
 from ..diagnostics.calibration import CalibrationUnavailable, calibrated_settings
 from ..diagnostics.files import diagnostics_for_scores
@@ -23,13 +21,14 @@ from ..provenance import digest
 from ..report.diagnostics import diagnostics_section
 from ..report.html import render_report, write_report
 from ..report.inline_plots import inline_histograms
-from ..resources import AttentionScorer, DataRoot, Windowing
+from ..resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from ..selection import checks
 from ..selection.exports import SELECTED_FILE, SUMMARY_FILE, export_category
 from ..selection.rules import SelectionSettings
 from ..selection.select import select_category
-from ..storage import DataLayout, check_key
+from ..storage import check_key
 from ..validation import Normalize
+from .current import expected_now
 from .scoring import scored_chunks
 from .windows import windowed_chunks
 
@@ -75,20 +74,19 @@ class SelectionConfig(SelectionSettingsConfig):
 
 
 def current_files(
-    layout: DataLayout,
     category: str,
+    data_root: DataRoot,
+    corpus_input: CorpusInput,
     windowing: Windowing,
     attention_scorer: AttentionScorer,
     asset: str = LONGABC_DATASET,
 ) -> CategoryFiles:
-    """The windows and scores of every shard of the current partition set, all current and
-    made under one set of settings; otherwise a Failure naming each shard and what to run."""
-    recipe = windows_recipe(
-        windowing.window_size, windowing.sample_fraction, attention_scorer.tokenizer().fingerprint
-    )
-    expected = Expected(num_shards=len(shard_partitions.get_partition_keys()), windows=recipe)
+    """The windows and scores of every shard of the current partition set, all current (from
+    today's input files, settings and model) and made under one set of settings; otherwise a
+    Failure naming each shard and what to run."""
+    expected = expected_now(category, data_root, corpus_input, windowing, attention_scorer, scores=True)
     try:
-        return category_files(layout, category, shard_partitions.get_partition_keys(), expected)
+        return category_files(data_root.layout, category, shard_partitions.get_partition_keys(), expected)
     except InconsistentDataError as exc:
         raise dg.Failure(f"{asset} {category}: {exc}") from exc
 
@@ -149,12 +147,13 @@ def longabc_dataset(
     context: dg.AssetExecutionContext,
     config: SelectionConfig,
     data_root: DataRoot,
+    corpus_input: CorpusInput,
     windowing: Windowing,
     attention_scorer: AttentionScorer,
 ):
     category = check_key("category", context.partition_key)
     layout = data_root.layout
-    files = current_files(layout, category, windowing, attention_scorer)
+    files = current_files(category, data_root, corpus_input, windowing, attention_scorer)
     windows_files, scores_files = files.windows, files.scores
     out_dir = layout.category_dir(LONGABC_DATASET, category)
     settings = config.settings()
@@ -228,6 +227,11 @@ def longabc_dataset(
 def longabc_report(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
     category = check_key("category", context.partition_key)
     dataset_dir = data_root.layout.category_dir(LONGABC_DATASET, category)
+    if not (dataset_dir / SUMMARY_FILE).is_file():
+        raise dg.Failure(
+            f"longabc_report {category}: longabc_dataset {category} has no {SUMMARY_FILE} (never made, or its "
+            f"run did not finish): materialize longabc_dataset {category} first"
+        )
     recorded = json.loads((dataset_dir / SUMMARY_FILE).read_text())
     try:
         files = recorded_files(recorded["inputs"], data_root.layout.root)

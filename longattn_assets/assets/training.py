@@ -12,8 +12,8 @@ from ..consistency import InconsistentDataError
 from ..model.source import ModelFileError, ModelNotFoundError
 from ..model.tokenizer import load_tokenizer
 from ..partitions import category_partitions, category_to_shards
-from ..resources import AttentionScorer, DataRoot, Windowing
-from ..storage import DataLayout, check_key
+from ..resources import AttentionScorer, CorpusInput, DataRoot, Windowing
+from ..storage import check_key
 from ..training.export import (
     DEFAULT_MEMORY_BUDGET,
     LONGABC_MIXTURE,
@@ -83,14 +83,17 @@ class MixtureConfig(TrainingConfig):
 
 def current_selection(
     asset: str,
-    layout: DataLayout,
+    data_root: DataRoot,
+    corpus_input: CorpusInput,
     category: str,
     windowing: Windowing,
     attention_scorer: AttentionScorer,
     config: TrainingConfig,
 ) -> Selection:
     """The category's selection, or a Failure saying what to run (or why not this tokenizer)."""
-    current_files(layout, category, windowing, attention_scorer, asset=asset)  # every shard current
+    layout = data_root.layout
+    # every shard current: from today's input files, settings and model
+    current_files(category, data_root, corpus_input, windowing, attention_scorer, asset=asset)
     try:
         # refused unless the files it was selected from are unchanged: with the check above,
         # the selection was made from the current shards
@@ -145,12 +148,13 @@ def longabc_training(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
     data_root: DataRoot,
+    corpus_input: CorpusInput,
     windowing: Windowing,
     attention_scorer: AttentionScorer,
 ) -> dg.MaterializeResult:
     category = check_key("category", context.partition_key)
     layout = data_root.layout
-    selection = current_selection(LONGABC_TRAINING, layout, category, windowing, attention_scorer, config)
+    selection = current_selection(LONGABC_TRAINING, data_root, corpus_input, category, windowing, attention_scorer, config)
     out = layout.category_dir(LONGABC_TRAINING, category)
     result = _run(
         export_category, context, f"{LONGABC_TRAINING} {category}", selection, out, config.settings(),
@@ -173,6 +177,7 @@ def longabc_mixture(
     context: dg.AssetExecutionContext,
     config: MixtureConfig,
     data_root: DataRoot,
+    corpus_input: CorpusInput,
     windowing: Windowing,
     attention_scorer: AttentionScorer,
 ) -> dg.MaterializeResult:
@@ -182,7 +187,7 @@ def longabc_mixture(
     except MixtureError as exc:
         raise dg.Failure(f"{LONGABC_MIXTURE}: {exc}") from exc
     selections = [
-        current_selection(LONGABC_MIXTURE, layout, c, windowing, attention_scorer, config) for c in categories
+        current_selection(LONGABC_MIXTURE, data_root, corpus_input, c, windowing, attention_scorer, config) for c in categories
     ]
     out = layout.root / check_key("asset", LONGABC_MIXTURE)
     result = _run(

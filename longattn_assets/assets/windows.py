@@ -6,12 +6,12 @@ from .. import code_versions
 from ..consistency import WINDOWED_CHUNKS
 from ..partitions import category_and_shard, category_shard_partitions, category_to_shards
 from ..progress import LatestLine, TerminalProgress, Throttle, duration
-from ..resources import AttentionScorer, DataRoot, Windowing
+from ..resources import AttentionScorer, CorpusInput, DataRoot, Windowing
 from ..validation import check_window_fits
 from ..windows.chunking import WindowSpec, WindowStats
 from ..windows.files import window_raw_shard
 from .corpus import raw_corpus
-from .current import current_input
+from .current import current_input, expected_now
 
 
 @dg.asset(
@@ -28,6 +28,7 @@ from .current import current_input
 def windowed_chunks(
     context: dg.AssetExecutionContext,
     data_root: DataRoot,
+    corpus_input: CorpusInput,
     windowing: Windowing,
     attention_scorer: AttentionScorer,
 ) -> dg.MaterializeResult:
@@ -36,7 +37,8 @@ def windowed_chunks(
     tokenizer = attention_scorer.tokenizer()
     bos = attention_scorer.add_bos and tokenizer.bos_token_id is not None
     check_window_fits(windowing.window_size, attention_scorer.source(), bos, "windowing.window_size")
-    current_input(layout, category, shard, WINDOWED_CHUNKS)
+    # the raw shard, committed, under today's shard count and from today's input files
+    current_input(layout, category, shard, WINDOWED_CHUNKS, expected_now(category, data_root, corpus_input))
     source = layout.shard_path("raw_corpus", category, shard)
     spec = WindowSpec(category, shard, windowing.window_size, windowing.sample_fraction)
     output = layout.shard_path(WINDOWED_CHUNKS, category, shard)

@@ -7,6 +7,14 @@ Files are read, validated and hashed by worker processes (each file, or each ran
 large plain JSON-lines file, by one worker, the largest first), under one memory budget (:mod:`.budget`); then the shards are sorted and
 written by the same number of workers (:mod:`.sharding`). The files written depend only on
 the input files and the shard count: not on the workers, the budget or the timing.
+
+While a file is read its bytes are hashed (sha256, :class:`.input_file.ContentDigest`; a
+file cut into ranges is hashed while the ranges are planned, which reads it anyway), and
+the hashes go into the category's commit record with each file's version, so a later
+check sees an edit whatever happened to the file's mtime. The shards and the rejects file
+are written under temporary names and become current together in one commit
+(:class:`~longattn_assets.storage.PartitionCommit`), which also deletes the shard files of
+an earlier shard count.
 """
 
 from __future__ import annotations
@@ -19,11 +27,19 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from ..consistency import RAW_CORPUS, raw_provenance
-from ..provenance import METADATA_KEY
-from ..storage import DataLayout, shard_key, work_dir
+from ..consistency import (
+    RAW_CORPUS,
+    input_record,
+    inputs_fingerprint,
+    obsolete_shard_files,
+    raw_manifest,
+    raw_provenance,
+    raw_recipe,
+)
+from ..provenance import METADATA_KEY, Provenance
+from ..storage import DataLayout, PartitionCommit, shard_key, work_dir
 from .budget import DEFAULT_BUDGET, MemoryPlan, parse_size
-from .input_file import DEFAULT_TEXT_FIELDS, InputFile, files_fingerprint
+from .input_file import DEFAULT_TEXT_FIELDS, ContentDigest, InputFile, files_fingerprint
 from .memory import release_memory, use_system_allocator
 from .pool import WorkerPool
 from .progress import READING, WRITING, IngestProgress
@@ -66,7 +82,8 @@ def unconfigured_folders(input_dir: str | Path, categories: list[str]) -> list[s
 def input_fingerprint(
     input_dir: str | Path, category: str, fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS
 ) -> str:
-    """Fingerprint of the files an ingest of ``category`` reads now (names, sizes, versions)."""
+    """Cheap fingerprint of the files an ingest of ``category`` reads now (names, sizes,
+    versions): it changes whenever a file may have; their contents decide (consistency.py)."""
     return files_fingerprint(input_files(input_dir, category), fields)
 
 
@@ -92,17 +109,19 @@ class _ReadConfig:
 
 
 class _ReadWorker:
-    """Reads whole files into its shard router; reports each file when done."""
+    """Reads whole files (or ranges) into its shard router; reports each task when done, with
+    the content hash of a file it read whole."""
 
     def __init__(self, config: _ReadConfig):
         use_system_allocator()
         self.router = ShardRouter(config.num_shards, config.scratch, f"r{os.getpid()}", config.spill_bytes)
         self.fields = config.fields
 
-    def handle(self, task: _ReadTask) -> _ReadTask:
-        for item in read_file(task.file, fields=self.fields, span=task.span):
+    def handle(self, task: _ReadTask) -> tuple[_ReadTask, str | None]:
+        digest = ContentDigest() if task.span is None and task.file.is_local else None
+        for item in read_file(task.file, fields=self.fields, span=task.span, digest=digest):
             self.router.add(item)
-        return task
+        return task, digest.hexdigest(task.file) if digest else None
 
     def finish(self) -> RouterResult:
         return self.router.finish()
@@ -115,11 +134,14 @@ class RawStamp:
     category: str
     shard: str
     num_shards: int
+    fields: tuple[str, ...]
     input_files: str
 
+    def record(self, documents: str) -> Provenance:
+        return raw_provenance(self.category, self.shard, self.num_shards, self.fields, documents, self.input_files)
+
     def __call__(self, documents: str) -> dict[bytes, bytes]:
-        record = raw_provenance(self.category, self.shard, self.num_shards, documents, self.input_files)
-        return {METADATA_KEY: record.to_json().encode()}
+        return {METADATA_KEY: self.record(documents).to_json().encode()}
 
 
 @dataclass(frozen=True)
@@ -153,6 +175,7 @@ class _Tracker:
 
     def __init__(self, category: str, tasks: list[_ReadTask], num_shards: int, report: Callable[[IngestProgress], None] | None):
         self.category, self.report = category, report
+        self.hashes: dict[int, str | None] = {}  # a file's content hash, by index
         self.ranges_left = Counter(t.index for t in tasks)  # a file is read once all its ranges are
         self.files_total, self.bytes_total = len(self.ranges_left), sum(t.size for t in tasks)
         self.files_done = self.bytes_done = self.shards_done = 0
@@ -161,7 +184,10 @@ class _Tracker:
         self.step = READING
         self.shards: dict[int, ShardResult] = {}
 
-    def file_read(self, task: _ReadTask) -> None:
+    def file_read(self, done: tuple[_ReadTask, str | None]) -> None:
+        task, sha256 = done
+        if task.span is None:
+            self.hashes[task.index] = sha256
         self.ranges_left[task.index] -= 1
         self.files_done += self.ranges_left[task.index] == 0
         self.bytes_done += task.size
@@ -188,16 +214,21 @@ class _Tracker:
             self.report(self.snapshot())
 
 
-def _read_tasks(files: list[InputFile], range_bytes: int | None) -> list[_ReadTask]:
-    """One task per file; with ``range_bytes``, one per range of a large plain JSON-lines file."""
-    tasks = []
+def _read_tasks(files: list[InputFile], range_bytes: int | None) -> tuple[list[_ReadTask], dict[int, str | None]]:
+    """One task per file; with ``range_bytes``, one per range of a large plain JSON-lines file.
+    Also the content hashes of the files cut into ranges (by index), computed while cutting."""
+    tasks, hashes = [], {}
     for index, file in enumerate(files):
         spans = None
         if range_bytes is not None and can_split(file):  # a local plain JSON-lines file
             if file_problem(Path(file.url), Path(file.boundary) if file.boundary else None) is None:
-                spans = line_ranges(file, range_bytes)
+                digest = ContentDigest()
+                digest.readable = True
+                spans = line_ranges(file, range_bytes, digest)
+                if spans is not None:
+                    hashes[index] = digest.hexdigest(file)
         tasks += [_ReadTask(index, file)] if spans is None else [_ReadTask(index, file, span) for span in spans]
-    return tasks
+    return tasks, hashes
 
 
 def ingest_category(
@@ -217,26 +248,39 @@ def ingest_category(
     memory budget all together. With several workers, a large plain JSON-lines file is
     read as ranges of about ``range_bytes`` (:mod:`.ranges`), so a few huge files still
     keep every worker busy; what is written is the same either way.
+
+    The shards and the rejects file become current in one commit at the end (the record
+    ``raw_corpus/category=C/_manifest.json``, naming the input files read with their
+    content hashes); a run killed before it leaves the category uncommitted.
     """
     files = input_files(input_dir, category)
-    source = files_fingerprint(files, fields)
-    tasks = _read_tasks(files, range_bytes if plan.workers > 1 else None)
+    tasks, hashes = _read_tasks(files, range_bytes if plan.workers > 1 else None)
     tracker = _Tracker(category, tasks, num_shards, progress)
+    tracker.hashes.update(hashes)
     processes = max(1, min(plan.workers, max(len(tasks), num_shards)))
-    with work_dir(layout.root / ".work", "ingest") as tmp, WorkerPool(processes) as pool:
+    keys = [shard_key(shard) for shard in range(num_shards)]
+    rejects_path = layout.category_file(REJECTS, category, REJECTS_FILE)
+    with (
+        work_dir(layout.root / ".work", "ingest") as tmp,
+        WorkerPool(processes) as pool,
+        PartitionCommit(layout.manifest_path(RAW_CORPUS, category)) as commit,
+    ):
         scratch = Path(tmp)
         routed: list[RouterResult] = pool.run(
             partial(_ReadWorker, _ReadConfig(num_shards, scratch, plan.spill_bytes, fields)),
             sorted(tasks, key=lambda t: (-t.size, t.index, t.span.start if t.span else 0)),
             tracker.file_read,
         )
+        inputs = [input_record(file, tracker.hashes.get(index)) for index, file in enumerate(files)]
+        stamps = [RawStamp(category, key, num_shards, fields, inputs_fingerprint(inputs, fields)) for key in keys]
+        staged = [commit.stage(layout.shard_path(RAW_CORPUS, category, key)) for key in keys]
         runs = {shard: sorted(run for r in routed for run in r.runs.get(shard, [])) for shard in range(num_shards)}
         writes = [
             _WriteTask(
                 shard,
                 runs[shard],
-                layout.shard_path(RAW_CORPUS, category, shard_key(shard)),
-                RawStamp(category, shard_key(shard), num_shards, source),
+                staged[shard],
+                stamps[shard],
                 sorted(path for r in routed for path in r.copy_runs.get(shard, [])),
             )
             for shard in sorted(runs, key=lambda s: (-sum(size for _, size in runs[s]), s))
@@ -245,7 +289,12 @@ def ingest_category(
         pool.run(partial(_WriteWorker, scratch, plan.bucket_bytes), writes, tracker.shard_written)
         shards = [tracker.shards[shard] for shard in range(num_shards)]
         reject_runs = sorted([p for r in routed for p in r.reject_runs] + [p for s in shards for p in s.reject_runs])
-        reasons = merge_reject_runs(reject_runs, layout.category_file(REJECTS, category, REJECTS_FILE))
+        reasons = merge_reject_runs(reject_runs, commit.stage(rejects_path))
+        obsolete = obsolete_shard_files(layout, category, keys)
+        commit.remove(obsolete)
+        fingerprints = {key: stamps[i].record(shards[i].fingerprint).fingerprint for i, key in enumerate(keys)}
+        rejects = rejects_path.relative_to(layout.root).as_posix()
+        commit.commit(raw_manifest(category, raw_recipe(num_shards, fields), fingerprints, rejects, inputs))
     return IngestStats(
         documents=sum(s.documents for s in shards),
         rejects=sum(reasons.values()),
@@ -260,4 +309,6 @@ def ingest_category(
         spilled_bytes=sum(r.spilled_bytes for r in routed),
         reject_reasons=reasons,
         shard_documents={shard_key(i): s.documents for i, s in enumerate(shards)},
+        obsolete_files=[str(path) for path in obsolete],
+        input_files=inputs_fingerprint(inputs, fields),
     )

@@ -2,11 +2,17 @@
 
 An :class:`InputFile` is what listing (:mod:`.sources`) produces and what readers
 (:mod:`.records`), the ingest fingerprint and the sensor use, whatever the file lives on: a
-local path, or an fsspec URL (``s3://``, ``gs://``, ``hf://``). Its version is the local
-mtime, or the object's version id, generation, ETag or blob id; :meth:`InputFile.open`
-refuses a file whose version changed since the listing, so the fingerprint recorded for an
-ingest always describes the bytes it read. A remote file is opened by the worker that reads
-it and read as a stream of byte ranges, never copied whole.
+local path, or an fsspec URL (``s3://``, ``gs://``, ``hf://``). Its version is, for a local
+file, its mtime, ctime and inode (:func:`local_version`), or the object's version id,
+generation, ETag or blob id; :meth:`InputFile.open` refuses a file whose version changed
+since the listing, so the fingerprint recorded for an ingest always describes the bytes it
+read. A remote file is opened by the worker that reads it and read as a stream of byte
+ranges, never copied whole.
+
+The version is a cheap identity: a local file's *content* is the sha256 of its bytes
+(:class:`ContentDigest`), computed by ingest while it reads the file anyway, and computed
+again by a currency check only for a file whose version changed. An object store's version
+id, generation or ETag changes with every write, so it stands for a remote file's content.
 
 A URL is only ever shown through :func:`redact` (no user info, no query), and a file is
 named in rows and rejects by its path under the category folder, so no credential reaches
@@ -15,8 +21,10 @@ logs, metadata, rejects or provenance.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +99,17 @@ def version_of(info: dict[str, Any]) -> str:
     return ""
 
 
+def local_version(info: os.stat_result) -> str:
+    """A local file's version: ``mtime.ctime.inode`` in nanoseconds.
+
+    Restoring a file's mtime after an edit (``touch -r``, ``cp -p``, ``rsync -t``, ``tar``)
+    cannot restore its ctime, which the kernel sets on every change, so an edit that keeps
+    size and mtime still shows; a copy or a ``chmod`` shows too, and is then found unchanged
+    by its content hash.
+    """
+    return f"{info.st_mtime_ns}.{info.st_ctime_ns}.{info.st_ino}"
+
+
 @dataclass(frozen=True)
 class InputFile:
     """One file a category's ingest reads: where it is and which version of it was listed."""
@@ -109,7 +128,7 @@ class InputFile:
         """The file as a byte stream, checked to be the version listed (else ChangedInputError)."""
         if self.is_local:
             handle: IO[bytes] = open(self.url, "rb")
-            now = str(os.fstat(handle.fileno()).st_mtime_ns)
+            now = local_version(os.fstat(handle.fileno()))
         else:
             fs, path = filesystem(self.url)
             try:
@@ -128,10 +147,56 @@ def local_file(path: Path, name: str | None = None, boundary: Path | None = None
     entry that cannot be stat'ed is listed all the same: its reader rejects it with the reason."""
     try:
         info = path.stat() if path.exists() else path.lstat()  # a dangling symlink is a reject
-        size, version = info.st_size, str(info.st_mtime_ns)
+        size, version = info.st_size, local_version(info)
     except OSError:
         size, version = 0, ""
     return InputFile(str(path), name or path.absolute().as_posix(), size, version, str(boundary) if boundary else None)
+
+
+_HASH_BLOCK = 8 << 20
+
+
+class ContentDigest:
+    """sha256 of a local file's bytes, fed by its reader as the bytes stream past.
+
+    :func:`.records.read_file` feeds it what it reads from the start of the file and marks
+    the file readable; :meth:`hexdigest` hashes whatever the reader did not read (a reader
+    stopped by damage, or Parquet's and Arrow's readers, which seek), so the result is the
+    hash of the whole file either way. None for a file that could not be read.
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.offset = 0
+        self.readable = False
+
+    def update(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self.offset += len(chunk)
+
+    def hexdigest(self, file: InputFile) -> str | None:
+        if not self.readable or not file.is_local:
+            return None
+        try:
+            with file.open() as handle:
+                handle.seek(self.offset)
+                while block := handle.read(_HASH_BLOCK):
+                    self.update(block)
+        except OSError:
+            return None
+        return self._hash.hexdigest()
+
+
+def content_sha256(file: InputFile) -> str | None:
+    """The sha256 of a local file's bytes as it is now (None: not a local regular file, or unreadable)."""
+    try:
+        if not file.is_local or not stat.S_ISREG(os.stat(file.url).st_mode):
+            return None  # never open a FIFO or a device: it could block
+    except OSError:
+        return None
+    digest = ContentDigest()
+    digest.readable = True
+    return digest.hexdigest(file)
 
 
 def files_fingerprint(files: Iterable[InputFile], fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS) -> str:

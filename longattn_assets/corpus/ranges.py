@@ -19,7 +19,7 @@ import codecs
 from dataclasses import dataclass
 from typing import IO
 
-from .input_file import InputFile
+from .input_file import ContentDigest, InputFile
 
 # About the bytes of one range: small enough to spread a file over the workers and to
 # balance them at the end, large enough that a range's fixed costs do not count.
@@ -85,8 +85,13 @@ def _opens_pretty_json(handle: IO[bytes]) -> bool | None:
             return True  # a first line longer than a block: not worth deciding, read whole
 
 
-def line_ranges(file: InputFile, range_bytes: int = RANGE_BYTES) -> list[LineRange] | None:
-    """The ranges to read ``file`` in, or None to read it whole (see the module's docstring)."""
+def line_ranges(
+    file: InputFile, range_bytes: int = RANGE_BYTES, digest: ContentDigest | None = None
+) -> list[LineRange] | None:
+    """The ranges to read ``file`` in, or None to read it whole (see the module's docstring).
+
+    Cutting reads the whole file once to number its lines; ``digest`` is fed those bytes (the
+    file's content hash, which the workers reading ranges cannot compute)."""
     size = file.size
     if not can_split(file) or size <= range_bytes:
         return None
@@ -108,6 +113,8 @@ def line_ranges(file: InputFile, range_bytes: int = RANGE_BYTES) -> list[LineRan
                         return None
                     line += block.count(b"\n")
                     remaining -= len(block)
+                    if digest is not None:
+                        digest.update(block)
     except OSError:
         return None  # the reader rejects the file with the reason
     return ranges if len(ranges) > 1 else None

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from .input_file import DEFAULT_TEXT_FIELDS, InputFile, local_file, redact
+from .input_file import DEFAULT_TEXT_FIELDS, ContentDigest, InputFile, local_file, redact
 from .ranges import LineRange
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -131,9 +131,11 @@ class TruncatedStream(OSError):
     """A file that ends before its compressed stream, or its listed size, does."""
 
 
-def _raw_chunks(file: InputFile, chunk_bytes: int, span: LineRange | None = None) -> Iterator[bytes]:
-    """The file's bytes as listed (those of ``span`` only); a stream that ends short of the
-    listed size raises."""
+def _raw_chunks(
+    file: InputFile, chunk_bytes: int, span: LineRange | None = None, digest: ContentDigest | None = None
+) -> Iterator[bytes]:
+    """The file's bytes as listed (those of ``span`` only), each fed to ``digest``; a stream
+    that ends short of the listed size raises."""
     read = 0
     limit = None if span is None else span.end - span.start  # None: to the end of the file
     with file.open() as handle:
@@ -149,13 +151,17 @@ def _raw_chunks(file: InputFile, chunk_bytes: int, span: LineRange | None = None
             if not chunk:
                 break
             read += len(chunk)
+            if digest is not None:
+                digest.update(chunk)
             yield chunk
     expected = file.size if limit is None else limit
     if read < expected:
         raise TruncatedStream(f"it ended after {read} of its {expected} bytes (cut or replaced while read)")
 
 
-def _decompressed_chunks(file: InputFile, span: LineRange | None = None, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+def _decompressed_chunks(
+    file: InputFile, span: LineRange | None = None, chunk_bytes: int = 1 << 20, digest: ContentDigest | None = None
+) -> Iterator[bytes]:
     """The file's bytes (those of ``span`` only, in a plain file), decompressed incrementally
     so damage loses only what follows it."""
     name = file.name.lower()
@@ -166,7 +172,7 @@ def _decompressed_chunks(file: InputFile, span: LineRange | None = None, chunk_b
     else:
         new = None
     decompressor = new() if new else None
-    for chunk in _raw_chunks(file, chunk_bytes, span):
+    for chunk in _raw_chunks(file, chunk_bytes, span, digest):
         if decompressor is None:
             yield chunk
             continue
@@ -179,9 +185,9 @@ def _decompressed_chunks(file: InputFile, span: LineRange | None = None, chunk_b
         raise TruncatedStream(f"compressed stream ends early (truncated {Path(name).suffix} file)")
 
 
-def _lines(file: InputFile, span: LineRange | None = None) -> Iterator[bytes]:
+def _lines(file: InputFile, span: LineRange | None = None, digest: ContentDigest | None = None) -> Iterator[bytes]:
     pending: list[bytes] = []  # pieces of a line longer than a chunk, joined once
-    for chunk in _decompressed_chunks(file, span):
+    for chunk in _decompressed_chunks(file, span, digest=digest):
         *complete, tail = chunk.split(b"\n")
         if complete:
             complete[0] = b"".join([*pending, complete[0]])
@@ -199,13 +205,17 @@ def spread_over_lines(raw: bytes) -> bool:
 
 
 def _read_jsonl(
-    file: InputFile, source: str, fields: tuple[str, ...], span: LineRange | None = None
+    file: InputFile,
+    source: str,
+    fields: tuple[str, ...],
+    span: LineRange | None = None,
+    digest: ContentDigest | None = None,
 ) -> Iterator[Document | Reject]:
     first_line = 1 if span is None else span.first_line
     line_no = first_line - 1
     first = span is None or span.start == 0  # later ranges never hold the opening line (ranges.py)
     try:
-        for line_no, raw in enumerate(_lines(file, span), start=first_line):
+        for line_no, raw in enumerate(_lines(file, span, digest), start=first_line):
             if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]  # editors on Windows save JSONL with a BOM
             if not raw.strip():
@@ -275,7 +285,7 @@ def file_problem(path: Path, root: Path | None = None) -> str | None:
     if root is not None and not path.resolve().is_relative_to(root.resolve()):
         return f"symlink to {path.resolve()}, outside the input folder {root}: not followed"
     if stat.S_ISDIR(info.st_mode):
-        return "symlinked folder that loops back onto a folder above it: not followed"
+        return _folder_problem(path)
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file (a FIFO, socket or device): not read"
     if info.st_size == 0:
@@ -283,11 +293,24 @@ def file_problem(path: Path, root: Path | None = None) -> str | None:
     return None
 
 
+def _folder_problem(path: Path) -> str:
+    """Why a folder listed as an entry (:func:`category_files` descends every other one) is not read."""
+    if path.is_symlink():
+        return "symlinked folder that loops back onto a folder above it: not followed"
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        return f"folder that cannot be listed ({exc.strerror}): none of its files are read"
+    return "a folder, not a file"
+
+
 def read_file(
     file: InputFile | Path,
     source: str | None = None,
     fields: tuple[str, ...] = DEFAULT_TEXT_FIELDS,
     span: LineRange | None = None,
+    digest: ContentDigest | None = None,
 ) -> Iterator[Document | Reject]:
     """Documents and rejects of one input file, in file order; ``source`` names it in ids
     (default: the InputFile's name, a path's file name).
@@ -295,6 +318,7 @@ def read_file(
     A file that cannot be read (see :func:`file_problem`), is empty or holds no row at all
     is one reject, so every file ends up read or rejected with a reason. ``span``: read only
     these lines of a plain JSON-lines file (:mod:`.ranges`), as reading it whole would.
+    ``digest`` (whole files only) is fed the bytes read, for the file's content hash.
     """
     if isinstance(file, Path):
         file = local_file(file, file.name)
@@ -308,12 +332,14 @@ def read_file(
             yield Reject(source, 0, problem, "")
         return
     name = file.name.lower()
+    if digest is not None:
+        digest.readable = is_supported(name)
     if name.endswith(".parquet"):
         items = _read_columnar(file, source, fields, "Parquet", _parquet_batches)
     elif name.endswith(".arrow"):
         items = _read_columnar(file, source, fields, "Arrow", _arrow_batches)
     elif is_supported(name):
-        items = _read_jsonl(file, source, fields, span)
+        items = _read_jsonl(file, source, fields, span, None if span else digest)
     else:
         yield Reject(source, 0, "unsupported file type (expected .jsonl[.gz|.zst], .parquet or .arrow)", "")
         return
@@ -331,22 +357,32 @@ def category_files(folder: Path) -> list[Path]:
     Hidden files and folders are skipped. A symlinked folder is descended when its target
     lies inside ``folder`` and is not a folder above it; anything else that is not a
     folder (files, FIFOs, dangling symlinks, symlinked folders not descended) is listed,
-    and :func:`read_file` reads it or rejects it with the reason.
+    and :func:`read_file` reads it or rejects it with the reason. So is a sub-folder that
+    cannot be listed (no read permission): one reject says why its files are missing.
     """
     root = folder.resolve()
     found: list[Path] = []
 
     def walk(directory: Path, above: frozenset[Path]) -> None:
-        for entry in os.scandir(directory):
-            if entry.name.startswith("."):
-                continue
-            path = Path(entry.path)
-            if entry.is_dir():
-                target = path.resolve()
-                if target.is_relative_to(root) and target not in above:
-                    walk(path, above | {target})
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
                     continue
-            found.append(path)
+                path = Path(entry.path)
+                if entry.is_dir():
+                    target = path.resolve()
+                    if target.is_relative_to(root) and target not in above and _listable(path):
+                        walk(path, above | {target})
+                        continue
+                found.append(path)
 
     walk(folder, frozenset({root}))
     return sorted(found)
+
+
+def _listable(path: Path) -> bool:
+    try:
+        with os.scandir(path):
+            return True
+    except OSError:
+        return False

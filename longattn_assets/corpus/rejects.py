@@ -48,12 +48,13 @@ def _read_run(path: Path) -> Iterator[tuple[tuple[str, int, str], str]]:
 
 
 def merge_reject_runs(runs: Iterable[Path], path: Path) -> dict[str, int]:
-    """Write the runs merged in (source, location, reason) order to ``path``; count reasons.
+    """Write the runs merged in (source, location, reason) order to ``path`` (a temporary name
+    the caller commits); count reasons.
 
     A reason is counted under its part before the first colon (``invalid JSON``).
     """
     reasons: dict[str, int] = {}
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+    with open(path, "w", encoding="utf-8") as out:
         for (_, _, reason), line in heapq.merge(*(_read_run(r) for r in runs), key=lambda item: item[0]):
             out.write(line)
             key = reason.split(":")[0]

@@ -35,7 +35,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..provenance import DocumentsFingerprint
-from ..storage import atomic_path
 from ..windows.ids import document_hash, shard_of
 from .budget import ROW_GROUP_ROWS, ROW_GROUP_TEXT_BYTES
 from .memory import release_memory
@@ -76,6 +75,8 @@ class IngestStats:
     spilled_bytes: int = 0
     reject_reasons: dict[str, int] = field(default_factory=dict)
     shard_documents: dict[str, int] = field(default_factory=dict)
+    obsolete_files: list[str] = field(default_factory=list)  # of an earlier shard count, deleted
+    input_files: str = ""  # content fingerprint of the input files read
 
 
 def duplicate_rejects(copies: pa.Table, kept: pa.Table) -> list[Reject]:
@@ -246,6 +247,7 @@ class ShardResult:
     characters: int
     duplicates: int
     reject_runs: list[Path]
+    fingerprint: str  # of the documents written, in order (DocumentsFingerprint)
 
 
 def write_shard(
@@ -257,16 +259,18 @@ def write_shard(
     footer: Callable[[str], dict[bytes, bytes]] = lambda documents: {},
     copy_runs: list[Path] = (),
 ) -> ShardResult:
-    """Merge a shard's runs into its Parquet file, atomically; duplicates become reject runs.
+    """Merge a shard's runs into the Parquet file ``path``; duplicates become reject runs.
 
-    ``footer(documents)`` gives key-value metadata for the file's footer (its provenance)
-    from the fingerprint of the documents written, in order (``DocumentsFingerprint``).
-    ``copy_runs`` hold the keys of the rows the readers already found to be copies.
+    ``path`` is a temporary name the caller renames into place (ingest commits every shard
+    of a category together). ``footer(documents)`` gives key-value metadata for the file's
+    footer (its provenance) from the fingerprint of the documents written, in order
+    (``DocumentsFingerprint``). ``copy_runs`` hold the keys of the rows the readers already
+    found to be copies.
     """
     buckets = max(1, math.ceil(sum(size for _, size in runs) / bucket_bytes))
     rejects = RejectBuffer(scratch, name)
     documents = characters = duplicates = 0
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, RAW_CORPUS_SCHEMA, **_PARQUET_OPTIONS) as writer:
+    with pq.ParquetWriter(path, RAW_CORPUS_SCHEMA, **_PARQUET_OPTIONS) as writer:
         shard_file = _ShardFile(writer)
         fingerprint = DocumentsFingerprint()
         found_copies = buckets_in_order(list(copy_runs), KEY_SCHEMA, buckets)
@@ -286,4 +290,4 @@ def write_shard(
         shard_file.close()
         writer.add_key_value_metadata(footer(fingerprint.hexdigest()))
     rejects.spill()
-    return ShardResult(documents, characters, duplicates, rejects.runs)
+    return ShardResult(documents, characters, duplicates, rejects.runs, fingerprint.hexdigest())

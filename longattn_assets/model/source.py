@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,23 @@ def file_identity(path: Path) -> str:
     """A cache key for a file's converted form: its resolved path, size and mtime."""
     stat = path.stat()
     return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+
+
+def source_identity(source: ModelSource) -> str:
+    """A cache key for what a process loaded from a model: for a GGUF file its
+    :func:`file_identity`; for a folder, every file in it (name, size, mtime), since a
+    safetensors file rewritten in place changes the file's mtime, not the folder's."""
+    if source.kind != "hf":
+        return file_identity(source.path)
+    entries = []
+    with os.scandir(source.path) as found:
+        for entry in found:
+            if entry.name.startswith(".") or not entry.is_file():  # is_file follows the hub cache's links
+                continue
+            stat = entry.stat()
+            entries.append(f"{entry.name}|{stat.st_size}|{stat.st_mtime_ns}")
+    joined = "\n".join([str(source.path.resolve()), *sorted(entries)])
+    return hashlib.sha256(joined.encode()).hexdigest()[:20]
 
 
 class ModelNotFoundError(FileNotFoundError):

@@ -5,32 +5,48 @@ so a killed run loses at most one chunk of work.
 
 Windows carry the fingerprint of the tokenizer that made their token ids; scoring them
 with a model whose tokenizer differs would feed meaningless ids to its embeddings, so
-such tables are refused before any work.
+such tables are refused before any work. Each score row carries the hash of the token ids
+it was computed from (``tokens_hash``), so a selection checks window by window that its
+scores belong to its windows. Scores that are not finite (a NaN from bad rope settings or
+a broken checkpoint) are refused: nothing is written.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import torch
 
-from ..consistency import SCORED_CHUNKS, derived_provenance
+from ..consistency import (
+    SCORED_CHUNKS,
+    NonFiniteScoresError,
+    derived_provenance,
+    non_finite_message,
+)
 from ..provenance import CODE_REVISIONS
 from ..storage import write_parquet
 from ..windows.files import recorded_provenance
+from ..windows.ids import tokens_hash
 from .resume import ScoringParts, file_sha256
 from .scorer import Layer0Scorer
 from .token_windows import token_windows
+
+if TYPE_CHECKING:
+    from ..model.layer0 import Layer0Weights
 
 SCORED_SCHEMA = pa.schema(
     [
         ("data_id", pa.string()),
         ("n_tokens", pa.int32()),
+        ("tokens_hash", pa.string()),
         ("ds", pa.float64()),
         ("du", pa.float64()),
         ("ds_heads", pa.list_(pa.float32())),
@@ -60,6 +76,41 @@ def _check_tokenizer(windows: pa.Table, expected: str) -> None:
         )
 
 
+def model_identity(weights: Layer0Weights) -> dict[str, object]:
+    """The recipe's part that names the model: its fingerprint (the scored layer's weights and
+    rope settings), the layer, and the rope settings in effect, so the fingerprint can be recomputed from the
+    model's files (:func:`model_problem`)."""
+    return {
+        "model": weights.fingerprint,
+        "layer": weights.layer,
+        "rope_theta": weights.rope_theta,
+        "rope_scaling": weights.rope_scaling,
+    }
+
+
+def model_problem(recipe: Mapping[str, object], model: str | None) -> str | None:
+    """Why scores whose recipe is ``recipe`` were not made by ``model`` (a model spec, as
+    ``longattn score --model`` takes it), or None when they were: its layer-0 weights under the
+    scores' own rope settings give the scores' model fingerprint."""
+    from ..model.layer0 import load_layer0
+    from ..model.source import resolve_model
+
+    source = resolve_model(model)
+    rope_scaling = recipe.get("rope_scaling")
+    weights = load_layer0(
+        source,
+        rope_theta=recipe.get("rope_theta"),
+        rope_scaling=dict(rope_scaling) if rope_scaling else None,
+        layer=int(recipe.get("layer", 0)),  # type: ignore[call-overload]
+    )
+    if weights.fingerprint == recipe.get("model"):
+        return None
+    return (
+        f"the scores were made by the model {recipe.get('model')}, not by {source.spec} ({weights.fingerprint} "
+        "under the scores' rope settings): score the windows with that model, or give the model that made them (--model)"
+    )
+
+
 def scorer_recipe(scorer: Layer0Scorer) -> dict[str, object]:
     """The scorer settings that change scores: weights, rope and the scored layer (in the
     model fingerprint; the layer also on its own, for people reading selection.json and the
@@ -68,8 +119,7 @@ def scorer_recipe(scorer: Layer0Scorer) -> dict[str, object]:
     projector = scorer.projector
     return {
         "code": CODE_REVISIONS[SCORED_CHUNKS],
-        "model": scorer.fingerprint,
-        "layer": scorer.weights.layer,
+        **model_identity(scorer.weights),
         "add_bos": projector.add_bos,
         "bos_token_id": projector.bos_token_id,
         "dtype": str(scorer.dtype),
@@ -77,6 +127,38 @@ def scorer_recipe(scorer: Layer0Scorer) -> dict[str, object]:
         "block_size": scorer.block_size,
         "device": scorer.device.type,
     }
+
+
+def expected_scorer_recipe(
+    model: Mapping[str, object],
+    *,
+    bos_token_id: int | None,
+    device: str = "auto",
+    dtype: str = "auto",
+    add_bos: bool = True,
+    block_size: int = 512,
+) -> dict[str, object]:
+    """What :func:`scorer_recipe` records for a scorer with these settings on this machine,
+    without building one (no device is touched, no weights are moved); ``model``: the
+    :func:`model_identity` of the weights it would load.
+
+    ``auto`` device and dtype resolve as the scorer resolves them here. The statistics
+    kernel is not named: which one runs depends on what compiles on the device (the Triton
+    kernel falls back to torch), so it is left to the check that a category's shards agree.
+    """
+    from .factory import scorer_dtype
+
+    kind = torch.device(device).type if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    recipe: dict[str, object] = {
+        "code": CODE_REVISIONS[SCORED_CHUNKS],
+        **model,
+        "add_bos": add_bos,
+        "bos_token_id": bos_token_id,
+        "dtype": str(scorer_dtype(dtype, kind)),
+        "block_size": block_size,
+        "device": kind,
+    }
+    return recipe
 
 
 def score_windows_table(
@@ -88,11 +170,21 @@ def score_windows_table(
 ) -> pa.Table:
     """The scored_chunks table of a windowed_chunks table, one row per window, in order."""
     _check_tokenizer(windows, model_tokenizer_fingerprint)
-    scores = scorer.score(token_windows(windows.column("token_ids")), progress=progress)
+    tokens = token_windows(windows.column("token_ids"))
+    scores = scorer.score(tokens, progress=progress)
+    data_ids = windows.column("data_id").cast(pa.string())
+    bad = [i for i, s in enumerate(scores) if not (np.isfinite(s.ds) and np.isfinite(s.du))]
+    if bad:
+        names = [data_ids[i].as_py() for i in bad]
+        raise NonFiniteScoresError(
+            non_finite_message(names, len(scores), f"scored by {scorer.fingerprint}")
+            + ": nothing was written; check the model's weights and the rope settings (rope_theta, rope_scaling)"
+        )
     return pa.table(
         {
-            "data_id": windows.column("data_id").cast(pa.string()),
+            "data_id": data_ids,
             "n_tokens": windows.column("n_tokens").cast(pa.int32()),
+            "tokens_hash": pa.array([tokens_hash(t) for t in tokens], pa.string()),
             "ds": pa.array([s.ds for s in scores], pa.float64()),
             "du": pa.array([s.du for s in scores], pa.float64()),
             "ds_heads": pa.array([s.ds_heads for s in scores], pa.list_(pa.float32())),

@@ -64,6 +64,9 @@ def export_category(
     """
     settings = settings or SelectionSettings()
     out = Path(out_dir)
+    # selection.json is the outputs' commit record: gone while they are rewritten, written
+    # last, so a run killed in between leaves no record of files it did not finish
+    (out / SUMMARY_FILE).unlink(missing_ok=True)
     summary = write_selected_parquet(
         windows_glob, scores_glob, out / SELECTED_FILE, memory_limit=memory_limit,
         **settings.options(),

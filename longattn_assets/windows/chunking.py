@@ -20,7 +20,7 @@ from tokenizers import Encoding
 
 from ..model.tokenizer import ModelTokenizer
 from .algorithm import window_starts
-from .ids import unit_interval, window_id
+from .ids import tokens_hash, unit_interval, window_id
 
 WINDOWED_CHUNKS_SCHEMA = pa.schema(
     [
@@ -32,6 +32,7 @@ WINDOWED_CHUNKS_SCHEMA = pa.schema(
         ("token_start", pa.int64()),
         ("n_tokens", pa.int32()),
         ("token_ids", pa.list_(pa.int32())),
+        ("tokens_hash", pa.string()),
         ("content", pa.string()),
         ("tokenizer", pa.string()),
     ]
@@ -138,6 +139,7 @@ def window_batch(
             pa.array([r[3] for r in rows], pa.int64()),
             pa.array([len(t) for t in tokens], pa.int32()),
             token_ids.cast(pa.list_(pa.int32())),
+            pa.array([tokens_hash(t) for t in tokens], pa.string()),
             pa.array(contents, pa.string()),
             pa.array([tokenizer.fingerprint] * n, pa.string()),
         ],

@@ -119,7 +119,8 @@ def window_raw_shard(
 
 
 def files_provenance(spec: WindowSpec, tokenizer: ModelTokenizer, input_files: str) -> Provenance:
-    """The record of windows cut straight from input files (``longattn window``)."""
+    """The record of windows cut straight from input files (``longattn window``); ``input_files``:
+    their content fingerprint (``consistency.inputs_fingerprint``)."""
     recipe = windows_recipe(spec.window_size, spec.sample_fraction, tokenizer.fingerprint)
     inputs = {"input_files": input_files}
     return Provenance(WINDOWED_CHUNKS, spec.category, spec.shard, recipe, inputs, inputs)

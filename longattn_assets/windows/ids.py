@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 DOC_HASH_BYTES = 8
+TOKENS_HASH_BYTES = 8
 
 
 def document_hash(text: str) -> str:
     """16 hex digits of BLAKE2b over the UTF-8 text: the document's identity."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=DOC_HASH_BYTES).hexdigest()
+
+
+def tokens_hash(token_ids: np.ndarray) -> str:
+    """16 hex digits of BLAKE2b over the token ids as little-endian int32: a window's content.
+
+    Windows carry it and the scorer writes it beside the scores from the ids it scored, so a
+    selection can check, window by window, that its scores are those of its windows.
+    """
+    data = np.ascontiguousarray(token_ids, dtype="<i4").tobytes()
+    return hashlib.blake2b(data, digest_size=TOKENS_HASH_BYTES, person=b"longattn-tokens").hexdigest()
 
 
 def window_id(category: str, doc_hash: str, window_size: int, token_start: int) -> str:

@@ -144,7 +144,9 @@ def test_selection_refuses_shards_scored_by_different_models(scored_root):
         raise_on_error=False,
     )  # fmt: skip
     message = _failure(result)
-    assert "shards were scored under different settings, never mixed in one selection" in message
+    # the rescored shard is not the configured model's: refused, naming the shard and what to run
+    assert f"1 of {len(shard_partitions.get_partition_keys())} shards of 'code' are not ready: code|00001: scored_chunks was made with model" in message
+    assert "(run: materialize scored_chunks code|00001)" in message
     models = {pq.read_table(p, columns=["model"]).column(0)[0].as_py()
               for p in (root / "scored_chunks/category=code").glob("shard=*.parquet")}  # fmt: skip
     assert len(models) == 2 and all(model in message for model in models)
@@ -177,3 +179,28 @@ def test_runs_of_one_process_share_one_scorer_per_settings():
     above = AttentionScorer(device="cpu", workers=1, layer=1).scorer("cpu")
     assert above is not scorer and above.weights.lower_layers and above.projector._table is None
     assert scorer.projector._table is not None
+
+
+def test_a_model_folder_rewritten_in_place_is_a_new_scorer_and_identity(tmp_path):
+    # A long-lived process (the daemon, a code server, the demo) keeps scorers and model
+    # identities; a safetensors file rewritten in place leaves the folder's mtime as it was,
+    # so the key must follow the files, or the process would score with the old weights.
+    import os
+    import shutil
+
+    from tests.consistency.conftest import tiny_llama
+
+    folder = tiny_llama(tmp_path / "model", seed=0)
+    other = tiny_llama(tmp_path / "other", seed=1)
+    resource = AttentionScorer(model=str(folder), device="cpu", workers=1)
+    scorer, identity = resource.scorer("cpu"), resource.model_identity()
+    folder_times = os.stat(folder)
+    for path in sorted(other.glob("*.safetensors")):
+        with open(path, "rb") as source, open(folder / path.name, "r+b") as target:
+            target.truncate(0)
+            shutil.copyfileobj(source, target)  # the same file, new bytes: the folder is untouched
+    os.utime(folder, ns=(folder_times.st_atime_ns, folder_times.st_mtime_ns))
+    again = AttentionScorer(model=str(folder), device="cpu", workers=1)
+    assert again.scorer("cpu") is not scorer
+    assert again.model_identity()["model"] != identity["model"]
+    assert again.scorer("cpu").fingerprint == again.model_identity()["model"]

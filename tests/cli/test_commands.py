@@ -57,6 +57,7 @@ def test_window_score_select_from_the_command_line(tmp_path: Path, capsys):
     assert scored.schema.names == [
         "data_id",
         "n_tokens",
+        "tokens_hash",
         "ds",
         "du",
         "ds_heads",

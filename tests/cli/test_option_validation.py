@@ -52,6 +52,7 @@ BAD_OPTIONS = [
     (WINDOW, "--shard", "/etc/passwd", "a name of letters"),
     (WINDOW, "--model", " ", "an embedded model name"),
     (SCORE, "--model", "", "an embedded model name"),
+    (SELECT, "--model", " ", "an embedded model name"),
     (SCORE, "--device", "gpu", "auto, cpu, cuda or cuda:N"),
     (SCORE, "--device", "cuda:99", "a visible CUDA device"),
     pytest.param(

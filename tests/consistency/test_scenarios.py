@@ -3,6 +3,7 @@ equal to a fresh run with the final settings or failing with a message naming wh
 
 import json
 import math
+import shutil
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -72,12 +73,14 @@ def test_demo_after_shard_count_growth_equals_a_fresh_run(counts, corpus, scratc
 
 
 def test_rescored_shard_is_never_mixed_and_the_demo_redoes_only_that_shard(counts, corpus, scratch, tmp_path):
-    """Scenario 2: a shard rescored under other scorer settings; the selection refuses to mix,
-    the demo rescores it with its own settings and redoes the selection."""
+    """Scenario 2: a shard rescored under other scorer settings; the selection refuses it (its
+    model fingerprint is not the configured one), the demo rescores it with its own settings
+    and redoes the selection."""
     root = started(counts, 2, corpus, scratch, tmp_path / "data")
     assert materialize(counts, 2, ["scored_chunks"], shard_key("00001"), root, corpus, rope_theta=10_000.0).success
     message = failure(materialize(counts, 2, ["longabc_dataset"], "code", root, corpus))
-    assert "shards were scored under different settings, never mixed in one selection" in message
+    assert "1 of 2 shards of 'code' are not ready: code|00001: scored_chunks was made with model mdl-" in message
+    assert "rope_theta 10000.0, now 100000.0 (run: materialize scored_chunks code|00001)" in message
     said = run_demo(counts, 2, root, corpus)
     # The shard's scores are the same bytes again, so the selection, which refused the mixed
     # shards, is still the current one: only the shard is redone.
@@ -111,6 +114,7 @@ def test_partly_scored_category_is_refused_naming_the_shard(counts, corpus, scra
     result = job.execute_in_process(
         partition_key="code", raise_on_error=False,
         resources={"data_root": module.DataRoot(root=str(root)), "windowing": module.Windowing(window_size=WINDOW),
+                   "corpus_input": module.CorpusInput(input_dir=str(corpus)),
                    "attention_scorer": module.AttentionScorer(device="cpu")},
     )  # fmt: skip
     assert "code|00002: scored_chunks is missing" in failure(result)
@@ -128,14 +132,16 @@ def test_partly_scored_category_is_refused_naming_the_shard(counts, corpus, scra
     assert sum(s["rows"] for s in record["inputs"]["shards"]) == record["n"]
 
 
-def test_failed_check_fails_the_run(counts, corpus, scratch, tmp_path):
-    """Checks are blocking: scores that pass provenance but hold a NaN fail the run."""
+def test_nan_scores_fail_the_selection_before_anything_is_written(counts, corpus, scratch, tmp_path):
+    """Scores that pass provenance but hold a NaN: the selection refuses them, naming the
+    window, before it writes anything (the blocking check scores_finite stays behind it)."""
     root = started(counts, 2, corpus, scratch, tmp_path / "data")
+    shutil.rmtree(root / "longabc_dataset")
     path = root / "scored_chunks/category=code/shard=00000.parquet"
     table = pq.read_table(path)
     ds = pc.if_else(pa.array([i == 0 for i in range(table.num_rows)]), math.nan, table.column("ds"))
     pq.write_table(table.set_column(table.schema.get_field_index("ds"), "ds", ds), path)
     result = materialize(counts, 2, ["longabc_dataset"], "code", root, corpus)
-    assert not result.success
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["scores_finite"] is False
+    data_id = table.column("data_id")[0].as_py()
+    assert "windows of the scores read have a NaN or infinite ds/du (" + data_id + ")" in failure(result)
+    assert not (root / "longabc_dataset").exists()

@@ -21,13 +21,20 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from longattn_assets.consistency import input_record, inputs_fingerprint
 from longattn_assets.corpus import sharding
 from longattn_assets.corpus.budget import MB, MemoryPlan
 from longattn_assets.corpus.ingest import REJECTS, REJECTS_FILE, RawStamp, ingest_category
-from longattn_assets.corpus.input_file import files_fingerprint, local_file
+from longattn_assets.corpus.input_file import DEFAULT_TEXT_FIELDS, content_sha256, local_file
 from longattn_assets.corpus.progress import READING, WRITING, IngestProgress
 from longattn_assets.corpus.ranges import can_split, line_ranges
-from longattn_assets.corpus.records import Reject, category_files, read_file
+from longattn_assets.corpus.records import (
+    Reject,
+    category_files,
+    file_problem,
+    is_supported,
+    read_file,
+)
 from longattn_assets.corpus.sharding import RAW_CORPUS_SCHEMA
 from longattn_assets.provenance import documents_fingerprint
 from longattn_assets.storage import DataLayout, shard_key, write_parquet
@@ -62,7 +69,9 @@ def input_dir(tmp_path_factory) -> Path:
 def reference_ingest(input_dir: Path, category: str, num_shards: int, root: Path) -> int:
     """Today's in-memory ingest; returns the number of duplicates it dropped."""
     folder = input_dir / category
-    input_files = files_fingerprint(local_file(p, p.relative_to(folder).as_posix()) for p in category_files(folder))
+    listed = [local_file(p, p.relative_to(folder).as_posix()) for p in category_files(folder)]
+    hashes = [content_sha256(f) if file_problem(Path(f.url)) is None and is_supported(f.name) else None for f in listed]
+    input_files = inputs_fingerprint([input_record(f, h) for f, h in zip(listed, hashes)])
     items = [i for p in category_files(folder) for i in read_file(p, source=p.relative_to(folder).as_posix())]
     rejects = [i for i in items if isinstance(i, Reject)]
     docs = [i for i in items if not isinstance(i, Reject)]
@@ -95,7 +104,7 @@ def reference_ingest(input_dir: Path, category: str, num_shards: int, root: Path
                 duplicates += 1
             seen.setdefault(doc_hash, (source, location))
         part = part.filter(pa.array(keep, pa.bool_()))
-        stamp = RawStamp(category, shard_key(shard), num_shards, input_files)
+        stamp = RawStamp(category, shard_key(shard), num_shards, DEFAULT_TEXT_FIELDS, input_files)
         path = layout.shard_path("raw_corpus", category, shard_key(shard))
         write_parquet(part, path, footer=stamp(documents_fingerprint(part)))
     lines = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,55 @@ def test_longattn_window_on_a_fifo_rejects_it_instead_of_waiting(tmp_path: Path)
     )
     reject = json.loads(rejects.read_text())
     assert reject["reason"] == "not a regular file (a FIFO, socket or device): not read"
+
+
+def _without_file_permission_override() -> list[str]:
+    """A command prefix under which permission bits bind, as for any user but root: root's
+    capabilities that override them are dropped (setpriv); nothing for a user already."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root and setpriv (util-linux) is missing: cannot drop CAP_DAC_OVERRIDE")
+    return ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
+
+
+INGEST_AND_PRINT_REJECTS = """
+import json, sys
+from pathlib import Path
+from longattn_assets.corpus.ingest import ingest_category
+from longattn_assets.storage import DataLayout
+layout = DataLayout(sys.argv[2])
+stats = ingest_category(Path(sys.argv[1]), "code", layout, num_shards=1)
+lines = layout.category_file("rejects", "code", "raw_corpus.jsonl").read_text().splitlines()
+print(json.dumps({"documents": stats.documents, "rejects": [(r["source"], r["reason"]) for r in map(json.loads, lines)]}))
+"""
+
+
+def test_unreadable_entries_are_rejects_with_their_reason_for_a_user_without_root_rights(tmp_path: Path):
+    """A sub-folder that cannot be listed, a file that cannot be read and a folder without
+    the execute bit: each a reject with its reason, the rest ingested (issue 23, item 7)."""
+    prefix = _without_file_permission_override()
+    folder = tmp_path / "input" / "code"
+    write_jsonl(folder / "good.jsonl", [{"text": "readable text"}])
+    write_jsonl(folder / "locked" / "inner.jsonl", [{"text": "behind a folder without read permission"}])
+    write_jsonl(folder / "no-search" / "inner.jsonl", [{"text": "behind a folder without execute bit"}])
+    write_jsonl(folder / "secret.jsonl", [{"text": "a file without read permission"}])
+    modes = {folder / "locked": 0o311, folder / "no-search": 0o644, folder / "secret.jsonl": 0o200}
+    for path, mode in modes.items():
+        path.chmod(mode)
+    try:
+        done = subprocess.run(
+            [*prefix, sys.executable, "-c", INGEST_AND_PRINT_REJECTS, str(folder.parent), str(tmp_path / "root")],
+            capture_output=True, text=True, cwd=REPO, timeout=300,
+        )  # fmt: skip
+    finally:
+        for path in modes:
+            path.chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["documents"] == 1
+    assert found["rejects"] == [
+        ["locked", "folder that cannot be listed (Permission denied): none of its files are read"],
+        ["no-search/inner.jsonl", "cannot be read: Permission denied"],
+        ["secret.jsonl", "unreadable file after line 0: [Errno 13] Permission denied: '" + str(folder / "secret.jsonl") + "'"],
+    ]

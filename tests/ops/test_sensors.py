@@ -12,9 +12,8 @@ from longattn_assets.sensors import input_sensor
 
 
 def evaluate(sensor: dg.SensorDefinition, input_dir: Path, cursor: str | None):
-    resources = {"corpus_input": CorpusInput(input_dir=str(input_dir))}
-    all_resources = {**resources, "data_root": DataRoot(root=str(input_dir / "data"))}
-    repo = dg.Definitions(assets=[raw_corpus], jobs=[ingest_job], sensors=[sensor], resources=all_resources).get_repository_def()
+    resources = {"corpus_input": CorpusInput(input_dir=str(input_dir)), "data_root": DataRoot(root=str(input_dir / "data"))}
+    repo = dg.Definitions(assets=[raw_corpus], jobs=[ingest_job], sensors=[sensor], resources=resources).get_repository_def()
     with dg.build_sensor_context(cursor=cursor, resources=resources, repository_def=repo) as context:
         return sensor.evaluate_tick(context)
 
@@ -61,3 +60,28 @@ def test_files_ingest_would_skip_do_not_trigger(tmp_path: Path):
     (folder / ".partial" / "b.jsonl").write_text('{"text": "two"}\n')
     again = evaluate(input_sensor("book"), tmp_path, first.cursor)
     assert len(first.run_requests) == 1 and not again.run_requests
+
+
+def test_only_a_change_of_content_requests_an_ingest(tmp_path: Path):
+    """Issue 23 item 2: after an ingest, a touched file (same bytes) requests nothing; an edit
+    that keeps size and mtime (as `touch -r` leaves it) requests one ingest."""
+    folder = tmp_path / "book"
+    folder.mkdir()
+    path = folder / "a.jsonl"
+    path.write_text('{"text": "one word"}\n')
+    first = evaluate(input_sensor("book"), tmp_path, None)
+    result = dg.materialize([raw_corpus], partition_key="book", resources={
+        "corpus_input": CorpusInput(input_dir=str(tmp_path)), "data_root": DataRoot(root=str(tmp_path / "data"))})
+    assert result.success
+
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    touched = evaluate(input_sensor("book"), tmp_path, first.cursor)
+    assert not touched.run_requests and touched.cursor != first.cursor
+
+    stat = path.stat()
+    path.write_text('{"text": "two word"}\n')
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    edited = evaluate(input_sensor("book"), tmp_path, touched.cursor)
+    assert [r.partition_key for r in edited.run_requests] == ["book"]

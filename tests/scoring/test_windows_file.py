@@ -1,9 +1,14 @@
 """windowed_chunks in, scored_chunks out: schema, order, tokenizer check, atomic file."""
 
+import dataclasses
+import math
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from longattn_assets.consistency import NonFiniteScoresError
 from longattn_assets.provenance import Provenance
 from longattn_assets.scoring.scorer import Layer0Scorer
 from longattn_assets.scoring.windows_file import (
@@ -12,6 +17,7 @@ from longattn_assets.scoring.windows_file import (
     score_windows_file,
     score_windows_table,
 )
+from longattn_assets.windows.ids import tokens_hash
 
 
 def _windows_table(text_ids, tokenizer_fp, lengths=(200, 31, 450)):
@@ -45,6 +51,7 @@ def test_scored_table_has_the_contract_schema_and_row_order(scorer, smollm2_toke
     assert scored.column_names == [
         "data_id",
         "n_tokens",
+        "tokens_hash",
         "ds",
         "du",
         "ds_heads",
@@ -52,6 +59,9 @@ def test_scored_table_has_the_contract_schema_and_row_order(scorer, smollm2_toke
         "model",
     ]
     assert scored.column("data_id").to_pylist() == windows.column("data_id").to_pylist()
+    assert scored.column("tokens_hash").to_pylist() == [
+        tokens_hash(np.array(ids, np.int32)) for ids in windows.column("token_ids").to_pylist()
+    ]
     assert set(scored.column("model").to_pylist()) == {scorer.fingerprint}
     direct = scorer.score(windows.column("token_ids").to_pylist())
     assert scored.column("ds").to_pylist() == [s.ds for s in direct]
@@ -107,4 +117,23 @@ def test_score_windows_file_refuses_mismatch_before_loading(tmp_path, text_ids, 
     pq.write_table(_windows_table(text_ids, "tok-ffffffffffffffff"), source)
     with pytest.raises(TokenizerMismatchError):
         score_windows_file(source, tmp_path / "out.parquet", model="smollm2-135m", device="cpu")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_non_finite_scores_are_refused_naming_the_windows_and_nothing_is_written(
+    tmp_path, smollm2_weights, smollm2_tokenizer, text_ids
+):
+    """A NaN in one token's embedding (as a broken checkpoint or bad rope settings give):
+    the windows holding that token are named, and no scores file is written (issue 23, item 5)."""
+    others = set(text_ids[0:200]) | set(text_ids[300:331])
+    token = next(t for t in text_ids[1000:1450] if t not in others)  # in the third window only
+    embed = smollm2_weights.embed_tokens.clone()
+    embed[token] = math.nan
+    broken = dataclasses.replace(smollm2_weights, embed_tokens=embed)
+    scorer = Layer0Scorer(broken, device="cpu", bos_token_id=smollm2_tokenizer.bos_token_id)
+    source = tmp_path / "windowed.parquet"
+    pq.write_table(_windows_table(text_ids, smollm2_tokenizer.fingerprint), source)
+    with pytest.raises(NonFiniteScoresError) as info:
+        score_windows_file(source, tmp_path / "out.parquet", scorer=scorer)
+    assert str(info.value).startswith(f"1 of 3 windows scored by {broken.fingerprint} have a NaN or infinite ds/du (doc2-w0)")
     assert not (tmp_path / "out.parquet").exists()

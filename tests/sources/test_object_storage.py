@@ -96,7 +96,7 @@ def test_a_stream_shorter_than_its_listed_size_is_a_reject(s3: S3Server, bucket:
     assert items[-1].reason.endswith(f"ended after {listed.size} of its {listed.size + 10} bytes (cut or replaced while read)")
 
 
-def test_a_new_object_changes_the_fingerprint_the_sensor_and_ingest_share(s3: S3Server, bucket: str):
+def test_a_new_object_changes_the_fingerprint_the_sensor_and_ingest_share(s3: S3Server, bucket: str, tmp_path: Path):
     import dagster as dg
 
     from longattn_assets.assets.corpus import raw_corpus
@@ -107,11 +107,10 @@ def test_a_new_object_changes_the_fingerprint_the_sensor_and_ingest_share(s3: S3
     client = s3.client()
     url = f"s3://{bucket}/inputs"
     sensor = input_sensor("book")
-    resources = {"corpus_input": CorpusInput(input_dir=url)}
+    resources = {"corpus_input": CorpusInput(input_dir=url), "data_root": DataRoot(root=str(tmp_path))}
 
     def tick(cursor: str | None) -> dg.SensorResult:
-        defs = dg.Definitions(assets=[raw_corpus], jobs=[ingest_job], sensors=[sensor],
-                              resources={**resources, "data_root": DataRoot(root="unused")})
+        defs = dg.Definitions(assets=[raw_corpus], jobs=[ingest_job], sensors=[sensor], resources=resources)
         repo = defs.get_repository_def()
         with dg.build_sensor_context(cursor=cursor, resources=resources, repository_def=repo) as context:
             return sensor.evaluate_tick(context)

@@ -63,9 +63,12 @@ def selected_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
 
 @pytest.fixture
 def selected_root(selected_template, tmp_path: Path) -> tuple[Path, Path]:
-    """A copy of the template for one test to change: (corpus, data root)."""
-    corpus, template = selected_template
-    root = tmp_path / "data"
+    """A copy of the template, inputs and data root, for one test to change: (corpus, data root).
+    The inputs are copied too: a test that adds a document must not make every later test's
+    data root stale (raw_corpus is current only for the inputs it was read from)."""
+    template_corpus, template = selected_template
+    corpus, root = tmp_path / "input", tmp_path / "data"
+    shutil.copytree(template_corpus, corpus)
     shutil.copytree(template, root)
     return corpus, root
 
