@@ -62,6 +62,9 @@ def test_settings_and_data_changes_show_as_stale_partitions(counts, tmp_path: Pa
                                              "scored_chunks": STALE, "longabc_dataset": STALE}  # fmt: skip
 
         write_corpus(corpus, code_rows(4))  # the same documents written again: same data versions
+        # the code location reloaded with the first settings (its modules active again: a
+        # definitions object runs with the generation of the package it was loaded from)
+        defs = definitions(counts)
         materialize(instance, defs, tmp_path / "data", corpus)
         assert set(statuses(instance, defs).values()) == {FRESH}
 
