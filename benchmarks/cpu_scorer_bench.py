@@ -1,7 +1,7 @@
 """CPU benchmark of the exact scorer against the float32 streaming path it replaced, side by side.
 
     python benchmarks/cpu_scorer_bench.py [--lengths 2048 8192 32768] [--cores 1 2] [--rounds 3]
-                                          [--materialized-max 8192] [--old-exact REV]
+                                          [--materialized-max 8192] [--old-exact REV] [--batch N]
 
 On the embedded SmolLM2-135M (9 query heads, 3 kv heads, head_dim 64) and real text (stdlib
 module sources tokenized by its tokenizer), per window of L tokens (BOS + L - 1), it times:
@@ -25,6 +25,12 @@ the timed window itself); then the processes time one call each in turn, ``--rou
 times, so every configuration sees the same machine load; a time is the best of its
 rounds. The load average is printed with each round. Peak RSS is each process's
 ``ru_maxrss``: Python, torch, the weights and the token table included.
+
+``--batch N`` (default 1) makes a call N windows of the same length, one after another in
+the text, and every time is per window (the call's time / N): the exact scorer gets the N
+windows in one ``score`` call, as it gets a batch from a windows file (its workers then
+take whole windows side by side); the float32 and materialized paths score them one after
+another, as that path did, each with its torch threads inside.
 """
 
 from __future__ import annotations
@@ -138,7 +144,7 @@ def float32_statistics(q, k, block_size: int = 512):
 # --- one configuration, in a process of its own ---------------------------------------------
 
 
-def child(kind: str, length: int, cores: int) -> None:
+def child(kind: str, length: int, cores: int, batch: int = 1) -> None:
     """Warm up, say ready, then time one call per line read from stdin until it is closed."""
     if kind in ("float32", "materialized"):
         import longattn_assets  # noqa: F401 - pins AVX2 for the scorer; the reference ran unpinned
@@ -155,39 +161,43 @@ def child(kind: str, length: int, cores: int) -> None:
     torch.set_num_threads(cores)
     tokenizer = load_tokenizer("smollm2-135m")
     weights = load_layer0("smollm2-135m")
-    timed, warm = real_windows(tokenizer, length - 1)
+    *timed, warm = real_windows(tokenizer, length - 1, count=batch + 1)
     if kind in ("exact", "old-exact"):
         options = {"workers": cores} if kind == "exact" else {}
         scorer = Layer0Scorer(weights, device="cpu", bos_token_id=tokenizer.bos_token_id, **options)
     else:
         projector = Layer0Projector(weights, bos_token_id=tokenizer.bos_token_id)
 
-    def call(window):
+    def call(windows):
         if kind in ("exact", "old-exact"):
-            return scorer.score([window])
+            return scorer.score(windows)
         with torch.inference_mode():
-            q, k = float32_project(projector, window)
-            if kind == "float32":
-                return float32_statistics(q, k)
-            return materialized_statistics(q, k)
+            for window in windows:
+                q, k = float32_project(projector, window)
+                if kind == "float32":
+                    float32_statistics(q, k)
+                else:
+                    materialized_statistics(q, k)
 
-    call(warm)
+    call([warm])
     print(json.dumps({"ready": True, "capability": torch.backends.cpu.get_cpu_capability()}), flush=True)
     for _ in sys.stdin:
         start, cpu = time.perf_counter(), time.process_time()
         call(timed)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        print(json.dumps({"seconds": seconds, "cpu": cpu}), flush=True)
+        print(json.dumps({"seconds": seconds / batch, "cpu": cpu / batch}), flush=True)
     print(json.dumps({"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}), flush=True)
 
 
 class Config:
-    def __init__(self, kind: str, length: int, cores: int, package_root: Path | None = None):
+    def __init__(self, kind: str, length: int, cores: int, package_root: Path | None = None, batch: int = 1):
         self.kind, self.length, self.cores = kind, length, cores
         env = dict(os.environ)
         if package_root is not None:
             env["PYTHONPATH"] = str(package_root)
-        command = [sys.executable, str(Path(__file__).resolve()), "--child", kind, str(length), str(cores)]
+            # the old package's converted-model cache in its own folder: formats differ
+            env["LONGATTN_CACHE_DIR"] = str(package_root / "cache")
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", kind, str(length), str(cores), str(batch)]
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
             cwd=package_root or REPO,
@@ -239,7 +249,7 @@ def measure(length: int, args, old_root: Path | None) -> dict[tuple[str, int], C
         kinds.append(("materialized", max(args.cores)))
     configs = {}
     for kind, cores in kinds:  # one at a time: warming up in parallel would skew nothing but memory
-        configs[kind, cores] = Config(kind, length, cores, old_root if kind == "old-exact" else None)
+        configs[kind, cores] = Config(kind, length, cores, old_root if kind == "old-exact" else None, args.batch)
         configs[kind, cores].wait_ready()
     order = list(configs.values())
     for round_ in range(args.rounds):
@@ -278,12 +288,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--materialized-max", type=int, default=8192)
     parser.add_argument("--old-exact", metavar="REV", help="also time the scorer of this git revision")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=1, help="windows per call; times are per window")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        kind, length, cores = args.child
-        child(kind, int(length), int(cores))
+        kind, length, cores, batch = args.child
+        child(kind, int(length), int(cores), int(batch))
         return
+    if args.batch < 1:
+        parser.error(f"--batch must be at least 1, got {args.batch}")
 
     cores = sorted(set(args.cores))
     args.cores = cores
@@ -299,7 +312,8 @@ def main() -> None:
         for length in args.lengths:  # each length's tables as soon as it is measured
             configs = measure(length, args, old_root)
             results.append((length, configs))
-            print(f"\nL={length}; CPUs: {len(os.sched_getaffinity(0))}; best of {args.rounds} rounds; CPU s: "
+            print(f"\nL={length}; CPUs: {len(os.sched_getaffinity(0))}; best of {args.rounds} rounds; "
+                  f"{args.batch} window{'s' * (args.batch > 1)} per call, times per window; CPU s: "
                   "the process's CPU time during that call (all its threads)")  # fmt: skip
             print("| L | path | cores | ATen | best s | CPU s | core use | peak RSS GB |")
             print("|---|---|---|---|---|---|---|---|")

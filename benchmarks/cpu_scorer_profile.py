@@ -201,6 +201,7 @@ def _run(root: Path | None, length: int, batch: int, workers: int) -> dict:
     env = dict(os.environ)
     if root is not None:
         env["PYTHONPATH"] = f"{root}{os.pathsep}{REPO / 'benchmarks'}"
+        env["LONGATTN_CACHE_DIR"] = str(Path(root) / "cache")  # the old package's cache format
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(length), str(batch), str(workers)]
     done = subprocess.run(command, env=env, cwd=root or REPO, capture_output=True, text=True)
     if done.returncode:
