@@ -306,7 +306,7 @@ def _read_gguf(path: Path, layer: int) -> tuple[dict[str, torch.Tensor], dict]:
 def _cached_gguf(path: Path, layer: int) -> tuple[dict[str, torch.Tensor], dict]:
     """:func:`_read_gguf`, cached: parsing a GGUF's metadata (its whole vocabulary) and
     dequantizing take seconds, so the result is kept under the cache dir, keyed by the
-    file's path, size and modification time (and the scored layer)."""
+    file's path and version (size, mtime, ctime, inode: `source.file_identity`) and the scored layer."""
     from safetensors.torch import load_file, save_file
 
     from .. import settings

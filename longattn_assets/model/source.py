@@ -17,16 +17,24 @@ EMBEDDED_MODELS = {
 }
 
 
+def _version(stat: os.stat_result) -> str:
+    """A file's version: size, mtime, ctime and inode. ``touch -r``, ``cp -p`` and ``rsync -t``
+    can give new bytes the old size and mtime; they cannot keep the ctime (set by the kernel
+    on every write) or, for a new file, the inode."""
+    return f"{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}"
+
+
 def file_identity(path: Path) -> str:
-    """A cache key for a file's converted form: its resolved path, size and mtime."""
-    stat = path.stat()
-    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+    """A cache key for a file's converted form (the tokenizer, layer 0 of a GGUF) and for what
+    a process keeps of it: its resolved path and version. A file rewritten in any way gets a
+    new key, so a cached conversion is never taken for new bytes."""
+    return hashlib.sha256(f"{path.resolve()}|{_version(path.stat())}".encode()).hexdigest()[:20]
 
 
 def source_identity(source: ModelSource) -> str:
     """A cache key for what a process loaded from a model: for a GGUF file its
-    :func:`file_identity`; for a folder, every file in it (name, size, mtime), since a
-    safetensors file rewritten in place changes the file's mtime, not the folder's."""
+    :func:`file_identity`; for a folder, the version of every file in it, since a safetensors
+    or tokenizer file rewritten in place changes that file, not the folder."""
     if source.kind != "hf":
         return file_identity(source.path)
     entries = []
@@ -34,8 +42,7 @@ def source_identity(source: ModelSource) -> str:
         for entry in found:
             if entry.name.startswith(".") or not entry.is_file():  # is_file follows the hub cache's links
                 continue
-            stat = entry.stat()
-            entries.append(f"{entry.name}|{stat.st_size}|{stat.st_mtime_ns}")
+            entries.append(f"{entry.name}|{_version(entry.stat())}")
     joined = "\n".join([str(source.path.resolve()), *sorted(entries)])
     return hashlib.sha256(joined.encode()).hexdigest()[:20]
 

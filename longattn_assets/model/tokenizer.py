@@ -20,7 +20,7 @@ from tokenizers import Encoding, Tokenizer
 
 from .. import settings
 from ..storage import write_text
-from .source import ModelFileError, ModelSource, file_identity, resolve_model
+from .source import ModelFileError, ModelSource, file_identity, resolve_model, source_identity
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,9 @@ def _special_ids_from_config(folder: Path) -> dict:
 
 
 @lru_cache(maxsize=8)
-def _load(source: ModelSource) -> ModelTokenizer:
+def _load(source: ModelSource, identity: str) -> ModelTokenizer:
+    """``identity`` (:func:`source_identity`) is part of the key: a long-lived process (a code
+    server evaluating schedules) sees a tokenizer file rewritten in place."""
     if source.kind == "hf" and (source.path / "tokenizer.json").is_file():
         tokenizer = Tokenizer.from_file(str(source.path / "tokenizer.json"))
         special = _special_ids_from_config(source.path)
@@ -111,4 +113,4 @@ def text_tokenizer(tokenizer: Tokenizer, special: dict) -> ModelTokenizer:
 def load_tokenizer(model: str | ModelSource | None = None) -> ModelTokenizer:
     """The tokenizer of ``model`` (a spec or a resolved source); cached per process."""
     source = model if isinstance(model, ModelSource) else resolve_model(model)
-    return _load(source)
+    return _load(source, source_identity(source))
