@@ -17,7 +17,8 @@ module sources tokenized by its tokenizer), per window of L tokens (BOS + L - 1)
   L x L softmax per head, as the authors' code computes it), 2 threads, up to
   ``--materialized-max`` (32,768 would need ~24 GB).
 - **old exact** (``--old-exact REV``): ``Layer0Scorer.score`` of the package as it was at a
-  git revision, with 1 and 2 torch threads (how that scorer used cores).
+  git revision, with 1 and 2 workers, or torch threads before the scorer had workers (how
+  that scorer used cores).
 
 Each configuration runs in a process of its own, started once per length, warmed on
 another window of the same length (so caches are as in a long scoring run, not filled by
@@ -74,8 +75,6 @@ def float32_project(projector, window: list[int]):
     """q, k of one window as e6eb392 projected them: float32 RMSNorm and one float32 matmul."""
     import torch
 
-    from longattn_assets.scoring.rope import apply_rotary
-
     ids = torch.tensor([projector.bos_token_id, *window])
     hidden = projector.embed[ids].float()
     hidden = hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + projector.eps)
@@ -86,7 +85,15 @@ def float32_project(projector, window: list[int]):
     q = qk[:, :q_width].reshape(length, projector.num_heads, projector.head_dim).transpose(0, 1)
     k = qk[:, q_width:].reshape(length, projector.num_kv_heads, projector.head_dim).transpose(0, 1)
     cos, sin = projector.rotary.cos_sin(length, projector.device)
-    return apply_rotary(q, cos, sin).contiguous(), apply_rotary(k, cos, sin).contiguous()
+    return float32_rotary(q, cos, sin).contiguous(), float32_rotary(k, cos, sin).contiguous()
+
+
+def float32_rotary(x, cos, sin):
+    """e6eb392's RoPE: Llama's ``x * cos + rotate_half(x) * sin``, as it computed it."""
+    import torch
+
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
 
 def float32_statistics(q, k, block_size: int = 512):
@@ -163,7 +170,9 @@ def child(kind: str, length: int, cores: int, batch: int = 1) -> None:
     weights = load_layer0("smollm2-135m")
     *timed, warm = real_windows(tokenizer, length - 1, count=batch + 1)
     if kind in ("exact", "old-exact"):
-        options = {"workers": cores} if kind == "exact" else {}
+        # an old revision with workers gets as many as cores; one without used torch threads
+        takes_workers = "workers" in inspect.signature(Layer0Scorer).parameters
+        options = {"workers": cores} if takes_workers else {}
         scorer = Layer0Scorer(weights, device="cpu", bos_token_id=tokenizer.bos_token_id, **options)
     else:
         projector = Layer0Projector(weights, bos_token_id=tokenizer.bos_token_id)

@@ -116,7 +116,9 @@ def _share(event, stack: list[str]) -> str:
         return "float64 products"
     if "rounding" in stack:
         return "operand scaling/rounding"
-    if event.name in {"aten::copy_", "aten::_to_copy"} and event.input_dtypes[:2] == ["float", "double"]:
+    # (TorchScript's interpreter records its call's scalar arguments first: skip them)
+    tensors = [dtype for dtype in event.input_dtypes if dtype != "Scalar"]
+    if event.name in {"aten::copy_", "aten::_to_copy"} and tensors[:2] == ["float", "double"]:
         return "product rounding to float32"
     if "embedding" in stack or "projection" in stack:
         return "embedding, RMSNorm, token table"

@@ -47,7 +47,7 @@ def scaled_integers(x: torch.Tensor, bits: int) -> torch.Tensor:
     shift = bits - exponent.to(torch.int64)
     shift = torch.where(peak > 0, shift, torch.zeros_like(shift))
     # x * 2**shift in float64 (x converted exactly, then scaled exactly), rounded, scaled back.
-    return torch.mul(x, pow2(shift)).round_().mul_(pow2(-shift))
+    return x.to(torch.float64, copy=True).mul_(pow2(shift)).round_().mul_(pow2(-shift))
 
 
 def exact_product(

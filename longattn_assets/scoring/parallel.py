@@ -1,14 +1,15 @@
-"""A batch of windows scored on single-threaded workers, each window split into fixed tasks.
+"""A batch of windows scored on single-threaded workers, each window split into fixed pieces.
 
 A window's work comes in three stages: its preparation (projection, one job), the
 rounding of each kv head's operands (``WindowStatistics.round_head``), then that head's
-statistics tasks (``WindowStatistics.run``). A worker takes the oldest job that is ready,
-else prepares the next window: several windows run side by side when a batch has many,
-and one long window is split over every worker. At most ``workers + 1`` windows are under
-way at once, so memory follows the worker count, not the batch. Which worker runs a job,
-and when, never reaches the bits: a job's result depends on its window alone, and each
-window's partial sums are added in its fixed task order (``WindowStatistics.result``).
-"""
+statistics pieces (``WindowStatistics.run``: a few hundred query rows through every key
+block, compiled so that workers do not wait on each other for the GIL). A worker takes
+the oldest job that is ready, else prepares the next window: several windows run side by
+side when a batch has many, and one long window is split over every worker. At most
+``workers + 1`` windows are under way at once, so memory follows the worker count, not the
+batch. Which worker runs a job, and when, never reaches the bits: a job's result depends on
+its window alone, and each window's partial sums are added in its fixed task order
+(``WindowStatistics.result``)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ class _Batch(Generic[W]):
     def _run(self, window: int, stage: str, index: int) -> None:
         if stage == "prepare":
             statistics = self.prepare(self.windows[window])
-            follow = [(window, "round", h) for h in range(statistics.num_kv_heads)] if statistics.tasks else []
+            follow = [(window, "round", h) for h in range(statistics.num_kv_heads)] if statistics.pieces else []
             with self.changed:
                 self.statistics[window] = statistics
                 self.pending[window] = 1
@@ -69,7 +70,7 @@ class _Batch(Generic[W]):
         statistics = self.statistics[window]
         if stage == "round":
             statistics.round_head(index)
-            self._done(window, [(window, "run", task) for task in statistics.tasks_of(index)])
+            self._done(window, [(window, "run", piece) for piece in statistics.pieces_of(index)])
         else:
             statistics.run(index)
             self._done(window, [])

@@ -49,13 +49,15 @@ class TokenTable:
         self._lock = threading.Lock()
 
     def lookup(self, ids: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """Rows of the distinct ``ids``; ``compute(missing ids)`` fills the ones not seen before."""
+        """Rows of ``ids`` (one per id, repeats included); ``compute(distinct ids)`` fills
+        the ones not seen before, each row a function of its id alone."""
         with self._lock:
-            missing = ids[~self.known[ids]]
-            if missing.numel():
+            unseen = ~self.known[ids]
+            if bool(unseen.any()):
+                missing = torch.unique(ids[unseen])
                 self.rows[missing] = compute(missing)
                 self.known[missing] = True
-        return self.rows[ids]
+        return self.rows.index_select(0, ids)
 
 
 class Layer0Projector:
@@ -154,21 +156,21 @@ class Layer0Projector:
     def _window_rows(self, ids: torch.Tensor) -> torch.Tensor:
         if not self._per_token:  # half precision, or lower layers: the window as a sequence
             return self._rows(ids)
-        distinct, where = torch.unique(ids, return_inverse=True)
         if self._table is None:
+            distinct, where = torch.unique(ids, return_inverse=True)
             return self._rows(distinct)[where]
-        return self._table.lookup(distinct, self._rows)[where]
+        return self._table.lookup(ids, self._rows)
 
     @torch.inference_mode()
     def project_one(self, window: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """q [Hq, L, D] and k [Hkv, L, D] after RoPE, L = window length (+1 for BOS)."""
         qk = self._window_rows(self._token_tensor(window))
         length = qk.shape[0]
-        q_width = self.num_heads * self.head_dim
-        q = qk[:, :q_width].reshape(length, self.num_heads, self.head_dim).transpose(0, 1)
-        k = qk[:, q_width:].reshape(length, self.num_kv_heads, self.head_dim).transpose(0, 1)
         cos, sin = self.rotary.cos_sin(length, self.device)
-        return apply_rotary(q, cos, sin).contiguous(), apply_rotary(k, cos, sin).contiguous()
+        # RoPE on the rows as they come, [L, heads, D], every head against the same tables.
+        rows = apply_rotary(qk.view(length, -1, self.head_dim), cos[:, None], sin[:, None])
+        q, k = rows.transpose(0, 1).split([self.num_heads, self.num_kv_heads])
+        return q.contiguous(), k.contiguous()
 
     def project(self, windows: Sequence[Sequence[int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """:meth:`project_one` of each window."""

@@ -119,15 +119,23 @@ class RotaryEmbedding:
         return cached[0][:length], cached[1][:length]
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` [..., L, D] by the tables [L, R] (Llama's rotate_half convention); with
-    R < D (partial rotary, Phi-3) the last D - R dimensions pass through unchanged."""
+    """Rotate ``x`` [..., L, D] by the tables [L, R] (or any shape that broadcasts against
+    ``x``'s leading dimensions); with R < D (partial rotary, Phi-3) the last D - R
+    dimensions pass through unchanged.
+
+    The numbers of transformers' Llama ``x * cos + rotate_half(x) * sin``, computed half by half into one
+    output: the first half is x1 * cos - x2 * sin, which is the same IEEE result as
+    x1 * cos + (-x2) * sin (a - b is defined as a + (-b)), the second x2 * cos + x1 * sin.
+    No concatenated copies, and the caller may keep x in its own layout (the projector
+    rotates the rows [L, heads, D] as the projection leaves them).
+    """
     rotary = cos.shape[-1]
-    if rotary < x.shape[-1]:
-        return torch.cat((apply_rotary(x[..., :rotary], cos, sin), x[..., rotary:]), dim=-1)
-    return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)
+    half = rotary // 2
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    out = torch.empty_like(x) if rotary == x.shape[-1] else x.clone()
+    x1, x2 = x[..., :half], x[..., half:rotary]
+    first, second = out[..., :half], out[..., half:rotary]
+    torch.mul(x1, cos[..., :half], out=first).sub_(x2 * sin[..., :half])
+    torch.mul(x2, cos[..., half:], out=second).add_(x1 * sin[..., half:])
+    return out

@@ -19,11 +19,13 @@ single-threaded, their float64 partial sums added in task order: the bits depend
 window alone, never on which worker ran which task (``longattn_assets.numerics``).
 
 Inside a task, the rows of the kv head's query group ([group * rows] stacked) go through
-the key blocks ``ROW_CHUNK`` rows at a time, so a product and the elementwise passes over
-it stay in a core's cache. Every operation is per row or per element, except where ATen
-takes the last ``len % 16`` elements of a buffer through its scalar path (``exp2``, see
-docs/reliability.md): chunks are a multiple of 16 rows, so the elements that take it are
-the ones that would in one [group * rows, block] buffer, and a chunk's bits equal the
+the key blocks ``ROW_CHUNK`` rows at a time (a piece, the unit a worker takes), so a
+product and the elementwise passes over it stay in a core's cache; the loop over the key
+blocks is ``online_softmax.chunk_sums``, compiled by TorchScript so that it runs without
+the GIL. Every operation is per row or per element, except where ATen takes the last
+``len % 16`` elements of a buffer through its scalar path (``exp2``, see
+docs/reliability.md): pieces are a multiple of 16 rows, so the elements that take it are
+the ones that would in one [group * rows, block] buffer, and a piece's bits equal the
 whole block's.
 
 Families other than Llama's change two things (model/families.py): the softmax scale
@@ -41,7 +43,8 @@ import threading
 
 import torch
 
-from .exact import exact_product, operand_bits, scaled_integers
+from . import online_softmax
+from .exact import operand_bits, scaled_integers
 
 # Query rows per product: a [512, 512] float64 block is 2 MB. A multiple of 16 (see above).
 ROW_CHUNK = 512
@@ -94,54 +97,25 @@ def _beyond(rows: int, period: int, width: int, diagonal: int, device: torch.dev
     return one_head.repeat(rows // period, 1)
 
 
-def _chunk_sums(
-    q: torch.Tensor,
-    keys: torch.Tensor,
-    rows: slice,
-    r0: int,
-    b: int,
-    offset: int,
-    block_size: int,
-    cap: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(norm, mass, mass_sq) float32 of the task's stacked rows ``rows`` (query positions
-    r0 + i % b) over the key blocks of [0, r0 + b); ``cap``: the soft-cap in log2 units."""
-    chunk = q[rows]
-    n, group_rows = chunk.shape[0], q.shape[0]
+def _chunk_masks(
+    group_rows: int, rows: slice, r0: int, b: int, offset: int, block_size: int, device: torch.device
+) -> tuple[list[int], list[int], list[torch.Tensor | None], list[torch.Tensor | None], list[bool]]:
+    """The key blocks of [0, r0 + b) for the stacked rows ``rows`` (query positions
+    r0 + i % b) and their masks, as ``online_softmax.chunk_sums`` takes them."""
     start = rows.start % b
+    n = rows.stop - rows.start
     first, last = (r0, r0 + b - 1) if start + n > b else (r0 + start, r0 + start + n - 1)
-    wide, narrow = _buffers.get(n * block_size, q.device)
-    full = wide[: n * block_size].view(n, block_size), narrow[: n * block_size].view(n, block_size)
-    run_max = torch.full((n,), -math.inf, device=q.device)
-    norm = torch.zeros_like(run_max)
-    mass = torch.zeros_like(run_max)
-    mass_sq = torch.zeros_like(run_max)
+    starts, widths, causal, long_range, counted = [], [], [], [], []
     for c0 in range(0, r0 + b, block_size):
         kb = min(block_size, r0 + b - c0)
-        product, scores = full if kb == block_size else (wide[: n * kb].view(n, kb), narrow[: n * kb].view(n, kb))
-        # The scores of this block, in log2 units: the exact product rounded to float32.
-        scores.copy_(exact_product(chunk, keys[c0 : c0 + kb], out=product))
-        if cap is not None:
-            scores.div_(cap).tanh_().mul_(cap)
-        if c0 + kb - 1 > first:  # the block crosses the causal diagonal: keep c <= r
-            causal = _beyond(group_rows, b, kb, r0 - c0, q.device)[rows]
-            scores.masked_fill_(causal, -math.inf)
-        new_max = torch.maximum(run_max, scores.amax(-1))
-        alpha = torch.exp2(run_max - new_max)
-        run_max = new_max
-        scores.sub_(new_max[:, None]).exp2_()
-        block_sum = scores.sum(-1)
-        norm.mul_(alpha).add_(block_sum)
-        mass.mul_(alpha)
-        mass_sq.mul_(alpha * alpha)
-        if c0 > last - offset:  # no key of this block is long-range for any row
-            continue
-        if c0 + kb - 1 > first - offset:  # partly long-range: keep c <= r - o (others become +0)
-            scores.masked_fill_(_beyond(group_rows, b, kb, r0 - offset - c0, q.device)[rows], 0.0)
-            block_sum = scores.sum(-1)
-        mass.add_(block_sum)
-        mass_sq.add_(torch.linalg.vector_norm(scores, dim=-1).square_())
-    return norm, mass, mass_sq
+        starts.append(c0)
+        widths.append(kb)
+        crosses = c0 + kb - 1 > first
+        causal.append(_beyond(group_rows, b, kb, r0 - c0, device)[rows] if crosses else None)
+        counted.append(c0 <= last - offset)
+        partly = counted[-1] and c0 + kb - 1 > first - offset
+        long_range.append(_beyond(group_rows, b, kb, r0 - offset - c0, device)[rows] if partly else None)
+    return starts, widths, causal, long_range, counted
 
 
 class WindowStatistics:
@@ -150,9 +124,11 @@ class WindowStatistics:
     First :meth:`round_head` for each kv head: its query group's rows past the offset (times
     log2(e) and the softmax scale, default 1 / sqrt(D), in float32) and its keys, rounded once to
     :func:`~.exact.scaled_integers`. Then :meth:`run` for each of that head's
-    :meth:`tasks_of`: a task is (kv head, first row of a row block). :meth:`result` adds
-    the tasks' float64 partial sums in the order of :attr:`tasks`, which depends on the
-    shapes alone, so the bits do not depend on which worker ran what, or when.
+    :meth:`pieces_of`. A task is (kv head, first row of a row block); its [group * rows]
+    stacked query rows go through the key blocks in pieces of ``ROW_CHUNK`` rows, each
+    piece's rows independent of the others'. :meth:`result` turns each task's row sums into
+    its float64 partial sums and adds them in the order of :attr:`tasks`, which depends on
+    the shapes alone, so the bits do not depend on which worker ran what, or when.
     """
 
     def __init__(
@@ -179,51 +155,64 @@ class WindowStatistics:
         self.tasks: list[tuple[int, int]] = []
         if self.offset < length:  # else L < 4: no long-range entries at all
             self.tasks = [(h, r0) for h in range(hkv) for r0 in range(self.offset, length, block_size)]
-        self.partials: list[Partial | None] = [None] * len(self.tasks)
+        # (task, first stacked row): most key blocks first, so a late piece is a small one.
+        pieces = [
+            (t, c) for t, (_, r0) in enumerate(self.tasks) for c in range(0, self.group * self._rows(r0), ROW_CHUNK)
+        ]
+        self.pieces = sorted(pieces, key=lambda piece: -self.tasks[piece[0]][1])
+        # Per task: norm, mass and mass_sq of each stacked row, filled piece by piece.
+        self._sums: list[torch.Tensor | None] = [None] * len(self.tasks)
+        self._ran = [False] * len(self.pieces)
+
+    def _rows(self, r0: int) -> int:
+        return min(self.block_size, self.length - r0)
 
     @torch.inference_mode()
     def round_head(self, h: int) -> None:
-        """The exact operands of kv head ``h`` (needed before its tasks run)."""
+        """The exact operands of kv head ``h`` (needed before its pieces run)."""
         q_bits, k_bits = self._bits
         heads = slice(h * self.group, (h + 1) * self.group)
         self._q_rows[h] = scaled_integers(self._q[heads, self.offset :].float() * self._scale, q_bits)
         self._keys[h] = scaled_integers(self._k[h].float(), k_bits)
+        for t, (head, r0) in enumerate(self.tasks):
+            if head == h:
+                self._sums[t] = torch.empty(3, self.group * self._rows(r0), device=self.device)
 
-    def tasks_of(self, h: int) -> list[int]:
-        """Indices of kv head ``h``'s tasks, most key blocks first (a late task is a small one)."""
-        return sorted((i for i, task in enumerate(self.tasks) if task[0] == h), key=lambda i: -self.tasks[i][1])
+    def pieces_of(self, h: int) -> list[int]:
+        """Indices (into :attr:`pieces`) of kv head ``h``'s pieces, in the order of :attr:`pieces`."""
+        return [i for i, (t, _) in enumerate(self.pieces) if self.tasks[t][0] == h]
 
     @torch.inference_mode()
     def run(self, index: int) -> None:
-        """Task ``index``'s sums per query head of its group: (mass / norm, mass_sq / norm^2)."""
-        h, r0 = self.tasks[index]
-        q_rows, keys = self._q_rows[h], self._keys[h]
-        if q_rows is None or keys is None:
+        """Piece ``index``: the online-softmax sums of its rows (``online_softmax.chunk_sums``)."""
+        t, c = self.pieces[index]
+        h, r0 = self.tasks[t]
+        q_rows, keys, sums = self._q_rows[h], self._keys[h], self._sums[t]
+        if q_rows is None or keys is None or sums is None:
             raise RuntimeError(f"kv head {h} is not rounded yet: run round_head({h}) first")
-        b = min(self.block_size, self.length - r0)
-        group = self.group
+        b = self._rows(r0)
         start = r0 - self.offset
-        q_block = q_rows[:, start : start + b].reshape(group * b, -1)
-        sums = [torch.empty(group * b, device=q_block.device) for _ in range(3)]
-        for c in range(0, group * b, ROW_CHUNK):
-            rows = slice(c, min(c + ROW_CHUNK, group * b))
-            chunk = _chunk_sums(q_block, keys, rows, r0, b, self.offset, self.block_size, self._cap)
-            for total, value in zip(sums, chunk, strict=True):
-                total[rows] = value
-        norm, mass, mass_sq = (s.view(group, b) for s in sums)
-        norm = norm.double()
-        self.partials[index] = ((mass.double() / norm).sum(-1), (mass_sq.double() / (norm * norm)).sum(-1))
+        q_block = q_rows[:, start : start + b].reshape(self.group * b, -1)
+        rows = slice(c, min(c + ROW_CHUNK, self.group * b))
+        masks = _chunk_masks(self.group * b, rows, r0, b, self.offset, self.block_size, self.device)
+        wide, narrow = _buffers.get((rows.stop - rows.start) * self.block_size, self.device)
+        with torch.jit.optimized_execution(False):  # this thread only: no graph rewriting
+            chunk = online_softmax.compiled()(q_block[rows], keys, wide, narrow, *masks, self._cap)
+        for total, value in zip(sums, chunk, strict=True):
+            total[rows] = value
+        self._ran[index] = True
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ds_heads, du_heads) float64 [Hq] from the tasks' partial sums, in task order."""
+        """(ds_heads, du_heads) float64 [Hq] from the tasks' row sums, added in task order."""
         total = torch.zeros(self.num_kv_heads, self.group, dtype=torch.float64, device=self.device)
         total_sq = torch.zeros_like(total)
-        for task, partial in zip(self.tasks, self.partials, strict=True):
-            if partial is None:
-                raise RuntimeError(f"task {task} has not run")
-            h = task[0]
-            total[h] += partial[0]
-            total_sq[h] += partial[1]
+        if not all(self._ran):
+            raise RuntimeError(f"{self._ran.count(False)} of {len(self.pieces)} pieces have not run")
+        for (h, r0), sums in zip(self.tasks, self._sums, strict=True):
+            norm, mass, mass_sq = (s.view(self.group, self._rows(r0)) for s in sums)
+            norm = norm.double()
+            total[h] += (mass.double() / norm).sum(-1)
+            total_sq[h] += (mass_sq.double() / (norm * norm)).sum(-1)
         ds = (total / self.length).reshape(self.num_heads)
         return ds, _variance(total, total_sq, self.length).reshape(self.num_heads)
 
@@ -231,7 +220,7 @@ class WindowStatistics:
         """Every stage in order, in the calling thread."""
         for h in range(self.num_kv_heads):
             self.round_head(h)
-        for index in range(len(self.tasks)):
+        for index in range(len(self.pieces)):
             self.run(index)
         return self.result()
 

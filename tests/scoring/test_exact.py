@@ -56,3 +56,22 @@ def test_projected_tokens_are_computed_once_with_the_same_bits(smollm2_weights, 
     bos = {table.bos_token_id}
     distinct = [len(set(first) | bos), len((set(second) | bos) - (set(first) | bos))]
     assert computed[0::2] == distinct  # the table's calls; the plain projector's are in between
+
+
+@pytest.mark.parametrize("rotary", [64, 32])  # full, and partial rotary (Phi-3)
+def test_rotary_is_llamas_formula_bit_for_bit_in_any_layout(rotary):
+    from longattn_assets.scoring.rope import apply_rotary
+
+    gen = torch.Generator().manual_seed(rotary)
+    rows = torch.randn(300, 5, 64, generator=gen)  # [L, heads, D], as the projector rotates them
+    angles = torch.randn(300, rotary // 2, generator=gen) * 40
+    cos, sin = torch.cat((angles.cos(),) * 2, -1), torch.cat((angles.sin(),) * 2, -1)
+
+    def llama(x):  # transformers' apply_rotary_pos_emb, then the dimensions past the rotary ones
+        part = x[..., :rotary]
+        half = torch.cat((-part[..., rotary // 2 :], part[..., : rotary // 2]), dim=-1)
+        return torch.cat((part * cos + half * sin, x[..., rotary:]), dim=-1)
+
+    heads_first = rows.transpose(0, 1)  # [heads, L, D], not contiguous
+    assert torch.equal(apply_rotary(heads_first, cos, sin), llama(heads_first))
+    assert torch.equal(apply_rotary(rows, cos[:, None], sin[:, None]).transpose(0, 1), llama(heads_first))
