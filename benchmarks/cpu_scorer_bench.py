@@ -1,7 +1,8 @@
 """CPU benchmark of the exact scorer against the float32 streaming path it replaced, side by side.
 
     python benchmarks/cpu_scorer_bench.py [--lengths 2048 8192 32768] [--cores 1 2] [--rounds 3]
-                                          [--materialized-max 8192] [--old-exact REV] [--batch N]
+                                          [--materialized-max 8192] [--old-exact REV]
+                                          [--batch N | --batch-tokens T]
 
 On the embedded SmolLM2-135M (9 query heads, 3 kv heads, head_dim 64) and real text (stdlib
 module sources tokenized by its tokenizer), per window of L tokens (BOS + L - 1), it times:
@@ -27,7 +28,9 @@ times, so every configuration sees the same machine load; a time is the best of 
 rounds. The load average is printed with each round. Peak RSS is each process's
 ``ru_maxrss``: Python, torch, the weights and the token table included.
 
-``--batch N`` (default 1) makes a call N windows of the same length, one after another in
+``--batch-tokens T`` makes a call the batch the scorer gets in a scoring run with that token
+budget (its ``batch_tokens``, default 65,536): T // L windows of L tokens (32 at 2,048, 8
+at 8,192, 2 at 32,768). ``--batch N`` (default 1) makes a call N windows of the same length, one after another in
 the text, and every time is per window (the call's time / N): the exact scorer gets the N
 windows in one ``score`` call, as it gets a batch from a windows file (its workers then
 take whole windows side by side); the float32 and materialized paths score them one after
@@ -250,6 +253,10 @@ def _old_package(rev: str, folder: str) -> Path:
     return Path(folder)
 
 
+def _batch(length: int, args) -> int:
+    return max(1, args.batch_tokens // length) if args.batch_tokens else args.batch
+
+
 def measure(length: int, args, old_root: Path | None) -> dict[tuple[str, int], Config]:
     kinds = [("float32", c) for c in args.cores] + [("exact", c) for c in args.cores]
     if old_root is not None:
@@ -258,7 +265,8 @@ def measure(length: int, args, old_root: Path | None) -> dict[tuple[str, int], C
         kinds.append(("materialized", max(args.cores)))
     configs = {}
     for kind, cores in kinds:  # one at a time: warming up in parallel would skew nothing but memory
-        configs[kind, cores] = Config(kind, length, cores, old_root if kind == "old-exact" else None, args.batch)
+        root = old_root if kind == "old-exact" else None
+        configs[kind, cores] = Config(kind, length, cores, root, _batch(length, args))
         configs[kind, cores].wait_ready()
     order = list(configs.values())
     for round_ in range(args.rounds):
@@ -297,7 +305,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--materialized-max", type=int, default=8192)
     parser.add_argument("--old-exact", metavar="REV", help="also time the scorer of this git revision")
-    parser.add_argument("--batch", type=int, default=1, help="windows per call; times are per window")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--batch", type=int, default=1, help="windows per call; times are per window")
+    sizes.add_argument("--batch-tokens", type=int, help="windows per call: this budget // L, as a scoring run")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -306,6 +316,8 @@ def main() -> None:
         return
     if args.batch < 1:
         parser.error(f"--batch must be at least 1, got {args.batch}")
+    if args.batch_tokens is not None and args.batch_tokens < 1:
+        parser.error(f"--batch-tokens must be at least 1, got {args.batch_tokens}")
 
     cores = sorted(set(args.cores))
     args.cores = cores
@@ -322,7 +334,7 @@ def main() -> None:
             configs = measure(length, args, old_root)
             results.append((length, configs))
             print(f"\nL={length}; CPUs: {len(os.sched_getaffinity(0))}; best of {args.rounds} rounds; "
-                  f"{args.batch} window{'s' * (args.batch > 1)} per call, times per window; CPU s: "
+                  f"{_batch(length, args)} window{'s' * (_batch(length, args) > 1)} per call, times per window; CPU s: "
                   "the process's CPU time during that call (all its threads)")  # fmt: skip
             print("| L | path | cores | ATen | best s | CPU s | core use | peak RSS GB |")
             print("|---|---|---|---|---|---|---|---|")
