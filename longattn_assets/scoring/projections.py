@@ -60,6 +60,29 @@ class TokenTable:
         return self.rows.index_select(0, ids)
 
 
+class WindowRows:
+    """One window's q and k before RoPE, [L, Hq + Hkv, D] as the projection leaves them, rotated
+    head by head when asked: ``statistics.Operands``. The CPU scorer's workers rotate each kv
+    head's query group and keys in that head's own job, and query rows only from the first
+    position the statistics read; RoPE is per element, so the numbers are those of rotating
+    every row of every head at once (:meth:`Layer0Projector.project_one`)."""
+
+    def __init__(self, rows: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, num_heads: int, num_kv_heads: int):
+        self.rows, self.cos, self.sin = rows, cos, sin
+        self.length, _, self.head_dim = rows.shape
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
+        self.device = rows.device
+
+    def queries(self, heads: slice, start: int) -> torch.Tensor:
+        """Heads ``heads`` of the rows (q heads first, then k heads) from position ``start``,
+        after RoPE: [L - start, len(heads), D], positions first."""
+        return apply_rotary(self.rows[start:, heads], self.cos[start:, None], self.sin[start:, None])
+
+    def keys(self, head: int) -> torch.Tensor:
+        column = self.num_heads + head
+        return self.queries(slice(column, column + 1), 0)[:, 0]
+
+
 class Layer0Projector:
     """Holds layer 0's tensors on one device and turns token windows into (q, k)."""
 
@@ -162,15 +185,20 @@ class Layer0Projector:
         return self._table.lookup(ids, self._rows)
 
     @torch.inference_mode()
-    def project_one(self, window: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """q [Hq, L, D] and k [Hkv, L, D] after RoPE, L = window length (+1 for BOS)."""
+    def window_rows(self, window: Sequence[int]) -> WindowRows:
+        """The window's q and k before RoPE, rotated head by head when asked (:class:`WindowRows`)."""
         qk = self._window_rows(self._token_tensor(window))
         length = qk.shape[0]
         cos, sin = self.rotary.cos_sin(length, self.device)
-        # RoPE on the rows as they come, [L, heads, D], every head against the same tables.
-        rows = apply_rotary(qk.view(length, -1, self.head_dim), cos[:, None], sin[:, None])
-        q, k = rows.transpose(0, 1).split([self.num_heads, self.num_kv_heads])
-        return q.contiguous(), k.contiguous()
+        return WindowRows(qk.view(length, -1, self.head_dim), cos, sin, self.num_heads, self.num_kv_heads)
+
+    @torch.inference_mode()
+    def project_one(self, window: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """q [Hq, L, D] and k [Hkv, L, D] after RoPE, L = window length (+1 for BOS)."""
+        rows = self.window_rows(window)
+        q = rows.queries(slice(0, self.num_heads), 0)
+        k = rows.queries(slice(self.num_heads, self.num_heads + self.num_kv_heads), 0)
+        return q.transpose(0, 1).contiguous(), k.transpose(0, 1).contiguous()
 
     def project(self, windows: Sequence[Sequence[int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """:meth:`project_one` of each window."""

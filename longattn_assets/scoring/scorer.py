@@ -139,7 +139,7 @@ class Layer0Scorer:
 
     def _prepare(self, window: Sequence[int]) -> WindowStatistics:
         return WindowStatistics(
-            *self.projector.project_one(window),
+            self.projector.window_rows(window),
             block_size=self.block_size,
             softmax_scale=self.weights.softmax_scale,
             softcap=self.weights.softcap,

@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from typing import Protocol
 
 import torch
 
@@ -73,6 +74,40 @@ def _check_shapes(q: torch.Tensor, k: torch.Tensor) -> tuple[int, int, int, int]
     if hq % hkv:
         raise ValueError(f"{hq} query heads do not group over {hkv} kv heads")
     return hq, hkv, length, dim
+
+
+class Operands(Protocol):
+    """A window's queries and keys after RoPE, head by head (computed when first asked for)."""
+
+    num_heads: int
+    num_kv_heads: int
+    length: int
+    head_dim: int
+    device: torch.device
+
+    def queries(self, heads: slice, start: int) -> torch.Tensor:
+        """Query heads ``heads`` at positions ``start`` to L - 1: [L - start, len(heads), D]
+        (positions first; any memory layout)."""
+        ...
+
+    def keys(self, head: int) -> torch.Tensor:
+        """Key head ``head`` at every position: [L, D]."""
+        ...
+
+
+class TensorOperands:
+    """:class:`Operands` of q [Hq, L, D] and k [Hkv, L, D] already computed."""
+
+    def __init__(self, q: torch.Tensor, k: torch.Tensor) -> None:
+        self.num_heads, self.num_kv_heads, self.length, self.head_dim = _check_shapes(q, k)
+        self.device = q.device
+        self._q, self._k = q, k
+
+    def queries(self, heads: slice, start: int) -> torch.Tensor:
+        return self._q[heads, start:].transpose(0, 1)
+
+    def keys(self, head: int) -> torch.Tensor:
+        return self._k[head]
 
 
 class _Buffers(threading.local):
@@ -133,20 +168,26 @@ class WindowStatistics:
 
     def __init__(
         self,
-        q: torch.Tensor,
-        k: torch.Tensor,
+        q: torch.Tensor | Operands,
+        k: torch.Tensor | None = None,
         *,
         block_size: int = 512,
         softmax_scale: float | None = None,
         softcap: float | None = None,
     ) -> None:
-        hq, hkv, length, dim = _check_shapes(q, k)
+        """Of q [Hq, L, D] and k [Hkv, L, D], or of one :class:`Operands` (``k`` None)."""
+        operands = TensorOperands(q, k) if isinstance(q, torch.Tensor) else q
+        if k is not None and not isinstance(q, torch.Tensor):
+            raise TypeError("give q and k as tensors, or one Operands without k")
+        hq, hkv, length, dim = operands.num_heads, operands.num_kv_heads, operands.length, operands.head_dim
+        if hq % hkv:
+            raise ValueError(f"{hq} query heads do not group over {hkv} kv heads")
         self.num_heads, self.num_kv_heads, self.length = hq, hkv, length
         self.group = hq // hkv
         self.block_size = block_size
-        self.device = q.device
+        self.device = operands.device
         self.offset = _long_range_offset(length)
-        self._q, self._k = q, k
+        self._operands = operands
         self._bits = operand_bits(dim)
         self._scale = math.log2(math.e) * softmax_scale if softmax_scale else math.log2(math.e) / math.sqrt(dim)
         self._cap = None if softcap is None else softcap * math.log2(math.e)
@@ -172,8 +213,9 @@ class WindowStatistics:
         """The exact operands of kv head ``h`` (needed before its pieces run)."""
         q_bits, k_bits = self._bits
         heads = slice(h * self.group, (h + 1) * self.group)
-        self._q_rows[h] = scaled_integers(self._q[heads, self.offset :].float() * self._scale, q_bits)
-        self._keys[h] = scaled_integers(self._k[h].float(), k_bits)
+        queries = self._operands.queries(heads, self.offset).float() * self._scale
+        self._q_rows[h] = scaled_integers(queries, q_bits)  # [L - offset, group, D]
+        self._keys[h] = scaled_integers(self._operands.keys(h).float(), k_bits)
         for t, (head, r0) in enumerate(self.tasks):
             if head == h:
                 self._sums[t] = torch.empty(3, self.group * self._rows(r0), device=self.device)
@@ -192,12 +234,16 @@ class WindowStatistics:
             raise RuntimeError(f"kv head {h} is not rounded yet: run round_head({h}) first")
         b = self._rows(r0)
         start = r0 - self.offset
-        q_block = q_rows[:, start : start + b].reshape(self.group * b, -1)
         rows = slice(c, min(c + ROW_CHUNK, self.group * b))
+        if c // b == (rows.stop - 1) // b:  # the rows of one query head: a view, no copy
+            first = start + c % b
+            queries = q_rows[first : first + rows.stop - c, c // b]
+        else:  # rows of two heads, stacked head after head
+            queries = q_rows[start : start + b].transpose(0, 1).reshape(self.group * b, -1)[rows]
         masks = _chunk_masks(self.group * b, rows, r0, b, self.offset, self.block_size, self.device)
         wide, narrow = _buffers.get((rows.stop - rows.start) * self.block_size, self.device)
         with torch.jit.optimized_execution(False):  # this thread only: no graph rewriting
-            chunk = online_softmax.compiled()(q_block[rows], keys, wide, narrow, *masks, self._cap)
+            chunk = online_softmax.compiled()(queries, keys, wide, narrow, *masks, self._cap)
         for total, value in zip(sums, chunk, strict=True):
             total[rows] = value
         self._ran[index] = True
