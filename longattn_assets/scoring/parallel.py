@@ -1,7 +1,8 @@
 """A batch of windows scored on single-threaded workers, each window split into fixed pieces.
 
-A window's work comes in three stages: its preparation (projection, one job), the
-rounding of each kv head's operands (``WindowStatistics.round_head``), then that head's
+A window's work comes in three stages: its preparation (the projected rows of its tokens,
+one job), the RoPE and rounding of each kv head's operands (``WindowStatistics.round_head``),
+then that head's
 statistics pieces (``WindowStatistics.run``: a few hundred query rows through every key
 block, compiled so that workers do not wait on each other for the GIL). A worker takes
 the oldest job that is ready, else prepares the next window: several windows run side by

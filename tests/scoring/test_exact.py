@@ -75,3 +75,17 @@ def test_rotary_is_llamas_formula_bit_for_bit_in_any_layout(rotary):
     heads_first = rows.transpose(0, 1)  # [heads, L, D], not contiguous
     assert torch.equal(apply_rotary(heads_first, cos, sin), llama(heads_first))
     assert torch.equal(apply_rotary(rows, cos[:, None], sin[:, None]).transpose(0, 1), llama(heads_first))
+
+
+def test_heads_rotated_one_by_one_are_the_window_rotated_at_once(smollm2_weights, smollm2_tokenizer, text_ids):
+    projector = Layer0Projector(smollm2_weights, bos_token_id=smollm2_tokenizer.bos_token_id)
+    window = text_ids[:1000]
+    q, k = projector.project_one(window)
+    rows = projector.window_rows(window)
+    group, offset = projector.num_heads // projector.num_kv_heads, 250
+    for h in range(projector.num_kv_heads):
+        heads = slice(h * group, (h + 1) * group)
+        assert torch.equal(rows.queries(heads, offset).transpose(0, 1), q[heads, offset:])
+        assert torch.equal(rows.keys(h), k[h])
+    statistics_of_rows = statistics.WindowStatistics(rows).compute()
+    assert all(torch.equal(a, b) for a, b in zip(statistics_of_rows, statistics.long_range_statistics(q, k), strict=True))
