@@ -37,11 +37,18 @@ logger = logging.getLogger("longattn_assets")
 Sums = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # noqa: UP006
 
 
+# Query rows per float64 product: a [128, 512] block is 512 KB, so it and the float32 scores
+# of a 512-row piece (1 MB) stay in a core's L2 together. Rows of a product are independent
+# and exact, so this changes no bit (it was 8-10 % faster than whole-piece products).
+PRODUCT_ROWS = 128
+
+
 def chunk_sums(
     chunk: torch.Tensor,
     keys: torch.Tensor,
     wide: torch.Tensor,
     narrow: torch.Tensor,
+    product_rows: int,
     starts: List[int],  # noqa: UP006
     widths: List[int],  # noqa: UP006
     causal: List[Optional[torch.Tensor]],  # noqa: UP006, UP045
@@ -54,9 +61,11 @@ def chunk_sums(
     Block ``i`` is ``keys[starts[i] : starts[i] + widths[i]]``; ``causal[i]`` (bool [n,
     width] or None) marks its entries past the causal diagonal; ``counted[i]`` says whether
     any of its keys is long-range for a row of the chunk, and ``long_range[i]`` then marks
-    the entries that are not (None: all are). ``wide`` and ``narrow`` are float64 and
-    float32 buffers of at least ``n * max(widths)`` elements. Scores are in log2 units;
-    ``cap`` is the soft-cap in those units, or None.
+    the entries that are not (None: all are). ``narrow`` is a float32 buffer of at least
+    ``n * max(widths)`` elements, ``wide`` a float64 one of ``product_rows * max(widths)``:
+    each block's product is computed ``product_rows`` rows at a time into ``wide`` and
+    rounded into ``narrow``. Scores are in log2 units; ``cap`` is the soft-cap in those
+    units, or None.
     """
     n = chunk.shape[0]
     run_max = torch.full([n], -math.inf, device=chunk.device)
@@ -66,11 +75,14 @@ def chunk_sums(
     for i in range(len(starts)):
         c0 = starts[i]
         width = widths[i]
-        product = wide[: n * width].view(n, width)
         scores = narrow[: n * width].view(n, width)
         # The exact product of the scaled integer rows (exact.exact_product), rounded once.
-        torch.matmul(chunk, keys[c0 : c0 + width].transpose(-1, -2), out=product)
-        scores.copy_(product)
+        block_keys = keys[c0 : c0 + width].transpose(-1, -2)
+        for r in range(0, n, product_rows):
+            m = min(product_rows, n - r)
+            product = wide[: m * width].view(m, width)
+            torch.matmul(chunk[r : r + m], block_keys, out=product)
+            scores[r : r + m].copy_(product)
         if cap is not None:
             scores.div_(cap).tanh_().mul_(cap)
         beyond = causal[i]

@@ -111,14 +111,15 @@ class TensorOperands:
 
 
 class _Buffers(threading.local):
-    """A worker's product buffers (float64 and its float32 rounding), reused across blocks."""
+    """A worker's product buffers (float64 products, float32 scores), reused across blocks."""
 
-    def get(self, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def get(self, wide: int, narrow: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if device.type != "cpu":
-            return torch.empty(size, dtype=torch.float64, device=device), torch.empty(size, device=device)
-        if getattr(self, "wide", None) is None or self.wide.numel() < size:
-            self.wide = torch.empty(size, dtype=torch.float64)
-            self.narrow = torch.empty(size)
+            return torch.empty(wide, dtype=torch.float64, device=device), torch.empty(narrow, device=device)
+        if getattr(self, "wide", None) is None or self.wide.numel() < wide:
+            self.wide = torch.empty(wide, dtype=torch.float64)
+        if getattr(self, "narrow", None) is None or self.narrow.numel() < narrow:
+            self.narrow = torch.empty(narrow)
         return self.wide, self.narrow
 
 
@@ -241,9 +242,12 @@ class WindowStatistics:
         else:  # rows of two heads, stacked head after head
             queries = q_rows[start : start + b].transpose(0, 1).reshape(self.group * b, -1)[rows]
         masks = _chunk_masks(self.group * b, rows, r0, b, self.offset, self.block_size, self.device)
-        wide, narrow = _buffers.get((rows.stop - rows.start) * self.block_size, self.device)
+        product_rows = online_softmax.PRODUCT_ROWS
+        n = rows.stop - rows.start
+        wide, narrow = _buffers.get(min(n, product_rows) * self.block_size, n * self.block_size, self.device)
         with torch.jit.optimized_execution(False):  # this thread only: no graph rewriting
-            chunk = online_softmax.compiled()(queries, keys, wide, narrow, *masks, self._cap)
+            kernel = online_softmax.compiled()
+            chunk = kernel(queries, keys, wide, narrow, product_rows, *masks, self._cap)
         for total, value in zip(sums, chunk, strict=True):
             total[rows] = value
         self._ran[index] = True

@@ -28,15 +28,18 @@ def test_compiled_and_python_loops_give_the_same_bits(n, r0, block, cap):
     masks = statistics._chunk_masks(n, slice(0, n), r0, n, offset, block, torch.device("cpu"))
     assert any(m is not None for m in masks[2]) and any(m is not None for m in masks[3])
 
-    def run(kernel):
-        wide, narrow = torch.empty(n * block, dtype=torch.float64), torch.empty(n * block)
+    def run(kernel, product_rows):
+        wide, narrow = torch.empty(product_rows * block, dtype=torch.float64), torch.empty(n * block)
         with torch.jit.optimized_execution(False), torch.inference_mode():
-            return kernel(queries, keys, wide, narrow, *masks, cap)
+            return kernel(queries, keys, wide, narrow, product_rows, *masks, cap)
 
-    python, compiled = run(online_softmax.chunk_sums), run(online_softmax.compiled())
+    # whole-chunk products in Python against the compiled loop's slices of rows (any size)
+    python = run(online_softmax.chunk_sums, n)
     assert all(torch.isfinite(s).all() for s in python)
-    for a, b in zip(python, compiled, strict=True):
-        assert torch.equal(a, b)
+    for rows in (online_softmax.PRODUCT_ROWS, 16, 7):
+        compiled = run(online_softmax.compiled(), rows)
+        for a, b in zip(python, compiled, strict=True):
+            assert torch.equal(a, b), rows
 
 
 def test_without_torchscript_the_python_loop_runs_and_says_so(monkeypatch, caplog):
