@@ -47,7 +47,8 @@ import torch
 from . import online_softmax
 from .exact import operand_bits, scaled_integers
 
-# Query rows per product: a [512, 512] float64 block is 2 MB. A multiple of 16 (see above).
+# Query rows per piece, a multiple of 16 (see above): their float32 scores of a 512-key block
+# are 1 MB; the float64 products are computed ``online_softmax.PRODUCT_ROWS`` rows at a time.
 ROW_CHUNK = 512
 
 Partial = tuple[torch.Tensor, torch.Tensor]
