@@ -15,7 +15,8 @@ thread count the worker fixed at one), and ``statistics`` runs it with the graph
 optimizations off (``torch.jit.optimized_execution(False)``, a per-thread setting): no
 fusion, no rewriting of the graph. The bits are therefore those of the plain Python
 function, which is what runs where TorchScript cannot compile it (a torch without it, or
-sources that are not on disk); ``tests/scoring/test_exact.py`` checks both agree bit for bit.
+sources that are not on disk); ``tests/scoring/test_online_softmax.py`` checks both agree
+bit for bit.
 ``torch.jit.script`` warns that it is deprecated (torch 2.5+); it is kept for this one
 function because nothing else in torch runs a sequence of eager ATen calls without the GIL
 and without changing their arithmetic (``torch.compile`` generates its own kernels).

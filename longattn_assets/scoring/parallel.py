@@ -2,13 +2,12 @@
 
 A window's work comes in three stages: its preparation (the projected rows of its tokens,
 one job), the RoPE and rounding of each kv head's operands (``WindowStatistics.round_head``),
-then that head's
-statistics pieces (``WindowStatistics.run``: a few hundred query rows through every key
-block, compiled so that workers do not wait on each other for the GIL). A worker takes
-the oldest job that is ready, else prepares the next window: several windows run side by
-side when a batch has many, and one long window is split over every worker. At most
-``workers + 1`` windows are under way at once, so memory follows the worker count, not the
-batch. Which worker runs a job, and when, never reaches the bits: a job's result depends on
+then that head's statistics pieces (``WindowStatistics.run``: a few hundred query rows
+through every key block, compiled so that workers do not wait on each other for the GIL).
+A worker takes the oldest job that is ready, else prepares the next window: several windows
+run side by side when a batch has many, and one long window is split over every worker. At
+most ``workers + 1`` windows are under way at once, so memory follows the worker count, not
+the batch. Which worker runs a job, and when, never reaches the bits: a job's result depends on
 its window alone, and each window's partial sums are added in its fixed task order
 (``WindowStatistics.result``)."""
 

@@ -124,9 +124,10 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     ``x``'s leading dimensions); with R < D (partial rotary, Phi-3) the last D - R
     dimensions pass through unchanged.
 
-    The numbers of transformers' Llama ``x * cos + rotate_half(x) * sin``, computed half by half into one
-    output: the first half is x1 * cos - x2 * sin, which is the same IEEE result as
-    x1 * cos + (-x2) * sin (a - b is defined as a + (-b)), the second x2 * cos + x1 * sin.
+    The numbers of transformers' Llama ``x * cos + rotate_half(x) * sin``, computed half by
+    half into one output: the first half is x1 * cos - x2 * sin, which is the same IEEE
+    result as x1 * cos + (-x2) * sin (a - b is defined as a + (-b)), the second
+    x2 * cos + x1 * sin.
     No concatenated copies, and the caller may keep x in its own layout (the projector
     rotates the rows [L, heads, D] as the projection leaves them).
     """

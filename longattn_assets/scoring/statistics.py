@@ -51,8 +51,6 @@ from .exact import operand_bits, scaled_integers
 # are 1 MB; the float64 products are computed ``online_softmax.PRODUCT_ROWS`` rows at a time.
 ROW_CHUNK = 512
 
-Partial = tuple[torch.Tensor, torch.Tensor]
-
 
 def _long_range_offset(length: int) -> int:
     return length - 3 * (length // 4)
